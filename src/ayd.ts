@@ -1,0 +1,219 @@
+/**
+ * The AskYourDatabase client: opening a per-user chat session and asking a
+ * question over its Server-Sent Events stream.
+ *
+ * @module
+ */
+import { createParser } from "eventsource-parser";
+import { parseSetCookie } from "set-cookie-parser";
+
+/** How to reach AYD. `fetch` is injectable for tests and instrumentation. */
+export interface AydOptions {
+  baseUrl: string;
+  apiKey: string;
+  chatId: string;
+  fetch?: typeof fetch;
+}
+
+/** An AYD conversation token and when it stops working (Unix ms). */
+export interface AydToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** What one answer stream carried. */
+export interface AydAnswer {
+  text: string;
+  imageUrls: string[];
+}
+
+/**
+ * Why a call to AYD failed: `unauthorized` (401, the token expired),
+ * `http` (another status), `network` (no answer, or a cut stream),
+ * `timeout`, or `protocol` (an answer of the wrong shape).
+ */
+export class AydError extends Error {
+  override name = "AydError";
+  constructor(
+    readonly kind: "unauthorized" | "http" | "network" | "timeout" | "protocol",
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** How long a token lives when AYD's cookie does not say. */
+export const DEFAULT_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+const MAX_REDIRECTS = 5;
+
+/**
+ * Opens an AYD chat session for a WhatsApp user: asks for a one-time login
+ * URL, then follows its redirects by hand (fetch hides the cookies of
+ * redirect hops) until a hop sets the `accessToken` cookie.
+ *
+ * @example
+ * ```ts
+ * const { token, expiresAt } = await createAydSession(options, "+15551234567", { now: Date.now() });
+ * ```
+ */
+export async function createAydSession(
+  options: AydOptions,
+  phone: string,
+  context: { now: number; signal?: AbortSignal },
+): Promise<AydToken> {
+  const fetchFn = options.fetch ?? fetch;
+  const digits = phone.replace(/\D/g, "");
+  const response = await call(() =>
+    fetchFn(`${options.baseUrl}/api/chatbot/v2/session`, {
+      method: "POST",
+      headers: {
+        "authorization": `Bearer ${options.apiKey}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({
+        chatbotid: options.chatId,
+        name: `WhatsApp User ${phone}`,
+        email: `wa${digits}@example.com`,
+      }),
+      signal: context.signal,
+    }), context.signal);
+  if (!response.ok) throw await httpError("session", response);
+  const { url } = await readJson(response, context.signal) as { url?: unknown };
+  if (typeof url !== "string" || url === "") {
+    throw new AydError("protocol", "session answer has no url");
+  }
+
+  let next = new URL(url, options.baseUrl);
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    const hopResponse = await call(
+      () => fetchFn(next, { redirect: "manual", signal: context.signal }),
+      context.signal,
+    );
+    await hopResponse.body?.cancel();
+    const token = accessTokenFrom(hopResponse.headers, context.now);
+    if (token) return token;
+    const location = hopResponse.headers.get("location");
+    const redirects = hopResponse.status >= 300 && hopResponse.status < 400;
+    if (!redirects || !location) {
+      throw new AydError(
+        hopResponse.ok ? "protocol" : "http",
+        `session callback answered ${hopResponse.status} without an accessToken cookie`,
+        hopResponse.status,
+      );
+    }
+    next = new URL(location, next);
+  }
+  throw new AydError("protocol", "session callback redirected too often");
+}
+
+/** Reads `accessToken` from a hop's `Set-Cookie` headers, with its lifetime. */
+function accessTokenFrom(headers: Headers, now: number): AydToken | undefined {
+  const cookie = parseSetCookie(headers.getSetCookie(), { decodeValues: false })
+    .find((c) => c.name === "accessToken" && c.value !== "");
+  if (!cookie) return undefined;
+  let expiresAt = now + DEFAULT_TOKEN_TTL_MS;
+  if (cookie.maxAge !== undefined && Number.isFinite(cookie.maxAge)) {
+    expiresAt = now + cookie.maxAge * 1000;
+  } else if (cookie.expires && !Number.isNaN(cookie.expires.getTime())) {
+    expiresAt = cookie.expires.getTime();
+  }
+  return { token: cookie.value, expiresAt };
+}
+
+/**
+ * Asks `question` in the conversation of `token` and reads the whole answer
+ * stream: text deltas are concatenated, chart URLs collected; SQL, status
+ * and unknown events, `[DONE]` and lines that are not JSON are skipped.
+ * Throws {@linkcode AydError} with kind `unauthorized` on 401.
+ *
+ * @example
+ * ```ts
+ * const answer = await askAyd(options, token, "How many orders shipped late?");
+ * console.log(answer.text);
+ * ```
+ */
+export async function askAyd(
+  options: AydOptions,
+  token: string,
+  question: string,
+  signal?: AbortSignal,
+): Promise<AydAnswer> {
+  const fetchFn = options.fetch ?? fetch;
+  const response = await call(() =>
+    fetchFn(`${options.baseUrl}/api/ask?debug=false`, {
+      method: "POST",
+      headers: {
+        "x-ayd-access-token": token,
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+      },
+      body: JSON.stringify({
+        question,
+        fileUrls: [],
+        botid: options.chatId,
+        debug: false,
+      }),
+      signal,
+    }), signal);
+  if (response.status === 401) {
+    await response.body?.cancel();
+    throw new AydError("unauthorized", "ask answered 401", 401);
+  }
+  if (!response.ok || !response.body) throw await httpError("ask", response);
+
+  const answer: AydAnswer = { text: "", imageUrls: [] };
+  const parser = createParser({
+    onEvent({ data }) {
+      const event = parseEvent(data);
+      if (event?.isText && typeof event.content === "string") {
+        answer.text += event.content;
+      } else if (event?.isImage && typeof event.url === "string") {
+        answer.imageUrls.push(event.url);
+      }
+    },
+  });
+  const decoder = new TextDecoder();
+  await call(async () => {
+    for await (const chunk of response.body!) {
+      parser.feed(decoder.decode(chunk, { stream: true }));
+    }
+  }, signal);
+  // AYD ends by closing the connection; a last event may lack its blank line.
+  parser.feed(decoder.decode() + "\n\n");
+  return answer;
+}
+
+function parseEvent(data: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(data);
+    return typeof value === "object" && value !== null ? value : undefined;
+  } catch {
+    return undefined; // `[DONE]` and other non-JSON lines
+  }
+}
+
+/** Runs a network step, turning aborts and transport errors into AydError. */
+async function call<T>(step: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof AydError) throw error;
+    if (signal?.aborted) throw new AydError("timeout", "AYD did not answer in time");
+    throw new AydError("network", `AYD unreachable: ${(error as Error).message}`);
+  }
+}
+
+async function readJson(response: Response, signal?: AbortSignal): Promise<unknown> {
+  const text = await call(() => response.text(), signal);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AydError("protocol", "answer is not JSON");
+  }
+}
+
+async function httpError(step: string, response: Response): Promise<AydError> {
+  await response.body?.cancel();
+  return new AydError("http", `${step} answered ${response.status}`, response.status);
+}

@@ -1,0 +1,203 @@
+/**
+ * Reads the environment into a typed, validated configuration. Every problem
+ * is collected so start-up can stop with one message that lists them all.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import type { LogLevel } from "./log.ts";
+
+/** The bridge's settings, after defaults and validation. */
+export interface Config {
+  twilioAccountSid: string;
+  twilioAuthToken: string;
+  /** Bare E.164 (`+14155238886`); messages are sent from `whatsapp:` + it. */
+  twilioFromNumber: string;
+  /** The public URL Twilio calls, as configured there (signatures cover it). */
+  twilioWebhookUrl: string;
+  /** Where Twilio REST calls go instead of Twilio's hosts, when set. */
+  twilioApiBaseUrl: string | undefined;
+  aydApiKey: string;
+  aydChatId: string;
+  aydBaseUrl: string;
+  aydTimeoutMs: number;
+  host: string;
+  port: number;
+  maxSmsChars: number;
+  /** A KV file path, `:memory:`, or undefined for the platform's KV. */
+  kvPath: string | undefined;
+  logLevel: LogLevel;
+}
+
+/** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
+export type ConfigResult =
+  | { ok: true; config: Config }
+  | { ok: false; problems: string[] };
+
+const e164 = /^\+[1-9]\d{6,14}$/;
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    return ["http:", "https:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+});
+
+const integer = (min: number, max: number) =>
+  z.string().regex(/^\d+$/).transform(Number).pipe(
+    z.number().int().min(min).max(max),
+  );
+
+/** One variable: its schema, its default, and how to fix a bad value. */
+interface Variable {
+  schema: z.ZodType;
+  fallback?: string;
+  hint: string;
+}
+
+const VARIABLES = {
+  TWILIO_ACCOUNT_SID: {
+    schema: z.string().regex(/^AC[0-9a-fA-F]{32}$/),
+    hint:
+      "your Twilio Account SID: AC followed by 32 hex characters (Twilio Console → Account info)",
+  },
+  TWILIO_AUTH_TOKEN: {
+    schema: z.string().regex(/^\S+$/),
+    hint: "your Twilio Auth Token (Twilio Console → Account info)",
+  },
+  TWILIO_FROM_NUMBER: {
+    schema: z.string().transform((v) => v.replace(/^whatsapp:/i, "")).pipe(
+      z.string().regex(e164),
+    ),
+    hint: "the WhatsApp-enabled Twilio number in E.164 form, e.g. +14155238886",
+  },
+  TWILIO_WEBHOOK_URL: {
+    schema: httpUrl,
+    hint:
+      "the public URL configured in Twilio for incoming messages, e.g. https://your-domain.com/whatsapp",
+  },
+  TWILIO_API_BASE_URL: {
+    schema: httpUrl.optional(),
+    hint: "an http(s) base URL that replaces Twilio's API hosts (leave unset for the real Twilio)",
+  },
+  ASKYOURDATABASE_API_KEY: {
+    schema: z.string().regex(/^\S+$/),
+    hint: "your AskYourDatabase API key",
+  },
+  ASKYOURDATABASE_CHAT_ID: {
+    schema: z.string().regex(/^\S+$/),
+    hint: "the AskYourDatabase chatbot ID to ask",
+  },
+  AYD_BASE_URL: {
+    schema: httpUrl,
+    fallback: "https://www.askyourdatabase.com",
+    hint: "the AskYourDatabase base URL (default https://www.askyourdatabase.com)",
+  },
+  AYD_TIMEOUT_MS: {
+    schema: integer(1_000, 600_000),
+    fallback: "60000",
+    hint: "milliseconds to wait for a whole AskYourDatabase answer, 1000–600000 (default 60000)",
+  },
+  HOST: {
+    schema: z.string().regex(/^\S+$/),
+    fallback: "0.0.0.0",
+    hint: "the address to listen on (default 0.0.0.0)",
+  },
+  PORT: {
+    schema: integer(0, 65_535),
+    fallback: "5000",
+    hint: "the port to listen on, 0–65535 (default 5000)",
+  },
+  MAX_SMS_CHARS: {
+    schema: integer(50, 1_600),
+    fallback: "1600",
+    hint: "the longest WhatsApp message body to send, 50–1600 (Twilio's limit; default 1600)",
+  },
+  DENO_KV_PATH: {
+    schema: z.string().optional(),
+    hint: "a file path for the local Deno KV database, or :memory:",
+  },
+  LOG_LEVEL: {
+    schema: z.string().transform((v) => v.toLowerCase()).pipe(
+      z.enum(["debug", "info", "warn", "error"]),
+    ),
+    fallback: "info",
+    hint: "one of debug, info, warn, error (default info)",
+  },
+} satisfies Record<string, Variable>;
+
+type Name = keyof typeof VARIABLES;
+
+/** The KV file used when `DENO_KV_PATH` is unset, inside the project folder. */
+export const DEFAULT_KV_PATH = new URL("../data/bridge.kv", import.meta.url);
+
+/**
+ * Validates `env` (unset and empty values count as missing) and applies the
+ * defaults. Off Deno Deploy an unset `DENO_KV_PATH` means
+ * {@linkcode DEFAULT_KV_PATH}; on Deploy it means the platform's KV.
+ *
+ * @example
+ * ```ts
+ * const result = loadConfig(Deno.env.toObject());
+ * if (!result.ok) console.error(formatConfigProblems(result.problems));
+ * ```
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+): ConfigResult {
+  const problems: string[] = [];
+  const values = {} as Record<Name, unknown>;
+  for (const [name, variable] of Object.entries(VARIABLES) as [Name, Variable][]) {
+    const raw = env[name]?.trim() || variable.fallback;
+    const parsed = variable.schema.safeParse(raw);
+    if (parsed.success) {
+      values[name] = parsed.data;
+    } else if (raw === undefined) {
+      problems.push(`${name} is missing: set it to ${variable.hint}.`);
+    } else {
+      problems.push(`${name} is invalid: it must be ${variable.hint}.`);
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+
+  const kvPath = values.DENO_KV_PATH as string | undefined ??
+    (env.DENO_DEPLOY ? undefined : fileURLToPath(DEFAULT_KV_PATH));
+  return {
+    ok: true,
+    config: {
+      twilioAccountSid: values.TWILIO_ACCOUNT_SID as string,
+      twilioAuthToken: values.TWILIO_AUTH_TOKEN as string,
+      twilioFromNumber: values.TWILIO_FROM_NUMBER as string,
+      twilioWebhookUrl: values.TWILIO_WEBHOOK_URL as string,
+      twilioApiBaseUrl: trimSlash(values.TWILIO_API_BASE_URL as string | undefined),
+      aydApiKey: values.ASKYOURDATABASE_API_KEY as string,
+      aydChatId: values.ASKYOURDATABASE_CHAT_ID as string,
+      aydBaseUrl: trimSlash(values.AYD_BASE_URL as string)!,
+      aydTimeoutMs: values.AYD_TIMEOUT_MS as number,
+      host: values.HOST as string,
+      port: values.PORT as number,
+      maxSmsChars: values.MAX_SMS_CHARS as number,
+      kvPath,
+      logLevel: values.LOG_LEVEL as LogLevel,
+    },
+  };
+}
+
+/**
+ * The start-up message for configuration problems: one line per problem and
+ * where to set them.
+ */
+export function formatConfigProblems(problems: string[]): string {
+  const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+  return [
+    `Configuration error (${count}):`,
+    ...problems.map((p) => `  - ${p}`),
+    "Set these in the environment or in .env (see .env.example), then start again.",
+  ].join("\n");
+}
+
+function trimSlash(url: string | undefined): string | undefined {
+  return url?.replace(/\/+$/, "");
+}

@@ -1,0 +1,101 @@
+/**
+ * Structured logging: one JSON object per line, phone numbers masked, and no
+ * message text or credentials (callers pass only the fields below).
+ *
+ * @module
+ */
+
+/** Severity, in increasing order. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** The values a log line may carry: flat and JSON-safe. */
+export type LogFields = Record<
+  string,
+  string | number | boolean | null | undefined
+>;
+
+/** Writes one event; `event` is a dotted name such as `webhook.received`. */
+export type LogFn = (event: string, fields?: LogFields) => void;
+
+/** A logger with one method per level. */
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/**
+ * Creates a logger that writes JSON lines at or above `level`.
+ *
+ * @example
+ * ```ts
+ * const log = createLogger({ level: "info" });
+ * log.info("webhook.received", { from: maskPhone("+15551234567") });
+ * // {"time":"…","level":"info","event":"webhook.received","from":"+*******4567"}
+ * ```
+ */
+export function createLogger(options: {
+  level: LogLevel;
+  write?: (line: string) => void;
+  now?: () => Date;
+}): Logger {
+  const write = options.write ?? ((line) => console.log(line));
+  const now = options.now ?? (() => new Date());
+  const at = (level: LogLevel): LogFn =>
+    RANK[level] < RANK[options.level] ? () => {} : (event, fields) =>
+      write(JSON.stringify({
+        time: now().toISOString(),
+        level,
+        event,
+        ...fields,
+      }));
+  return {
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+  };
+}
+
+/** A logger that drops everything; handy where logs are not the point. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/**
+ * Masks a phone number for logs, keeping only its last four digits, so lines
+ * about one sender can be correlated without revealing who it is.
+ *
+ * @example
+ * ```ts
+ * maskPhone("whatsapp:+15551234567"); // "+*******4567"
+ * ```
+ */
+export function maskPhone(phone: string): string {
+  const digits = phone.replace(/\D/g, "");
+  if (digits.length <= 4) return "+" + "*".repeat(digits.length);
+  return "+" + "*".repeat(digits.length - 4) + digits.slice(-4);
+}
+
+/**
+ * A short, log-safe description of an error. Query strings are cut from any
+ * URL it mentions, since AYD's one-time login codes travel in them.
+ *
+ * @example
+ * ```ts
+ * describeError(new TypeError("error sending request for url (https://x/cb?code=1)"));
+ * // "TypeError: error sending request for url (https://x/cb?…)"
+ * ```
+ */
+export function describeError(error: unknown): string {
+  const text = error instanceof Error
+    ? (error.name === "Error" ? error.message : `${error.name}: ${error.message}`)
+    : String(error);
+  return text.replace(/\?[^\s)"']*/g, "?…");
+}

@@ -1,0 +1,168 @@
+/**
+ * The outbound side of Twilio: WhatsApp messages through the official
+ * `twilio` package, carried by `fetch` so the Twilio hosts can be swapped for
+ * `TWILIO_API_BASE_URL` and transient failures retried with backoff.
+ *
+ * @module
+ */
+import type Twilio from "twilio";
+import type RequestClient from "twilio/lib/base/RequestClient.d.ts";
+
+/** A WhatsApp message to send; `to` is `+E164`. */
+export interface OutboundMessage {
+  to: string;
+  body?: string;
+  mediaUrls?: string[];
+}
+
+/** Sends WhatsApp messages, retrying what Twilio says may succeed later. */
+export interface WhatsAppSender {
+  /** Resolves with the Message SID; rejects with {@linkcode TwilioSendError}. */
+  send(message: OutboundMessage): Promise<string>;
+}
+
+/** A send that failed for good; `code` is Twilio's error code when known. */
+export class TwilioSendError extends Error {
+  override name = "TwilioSendError";
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly code: number | undefined,
+    readonly attempts: number,
+  ) {
+    super(message);
+  }
+}
+
+/** How persistently a send is retried. */
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Four attempts over about four seconds. */
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 4,
+  baseDelayMs: 500,
+  maxDelayMs: 4_000,
+};
+
+const REQUEST_TIMEOUT_MS = 15_000;
+
+/**
+ * Creates a sender from `whatsapp:` + `fromNumber`. The `twilio` package is
+ * loaded on the first send, keeping it off the webhook's start-up path.
+ *
+ * @example
+ * ```ts
+ * const sender = createWhatsAppSender({
+ *   accountSid: "AC…", authToken: "…", fromNumber: "+14155238886",
+ * });
+ * await sender.send({ to: "+15551234567", body: "Hello" });
+ * ```
+ */
+export function createWhatsAppSender(options: {
+  accountSid: string;
+  authToken: string;
+  fromNumber: string;
+  apiBaseUrl?: string;
+  fetch?: typeof fetch;
+  retry?: RetryPolicy;
+  sleep?: (ms: number) => Promise<void>;
+}): WhatsAppSender {
+  const retry = options.retry ?? DEFAULT_RETRY;
+  const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  let client: Promise<Twilio.Twilio> | undefined;
+  const twilioClient = () =>
+    client ??= import("twilio").then(({ default: twilio }) =>
+      twilio(options.accountSid, options.authToken, {
+        httpClient: fetchHttpClient(options.fetch ?? fetch, options.apiBaseUrl),
+      })
+    );
+
+  return {
+    async send(message) {
+      const api = await twilioClient();
+      for (let attempt = 1;; attempt++) {
+        try {
+          const sent = await api.messages.create({
+            from: `whatsapp:${options.fromNumber}`,
+            to: `whatsapp:${message.to}`,
+            body: message.body,
+            mediaUrl: message.mediaUrls,
+          });
+          return sent.sid;
+        } catch (error) {
+          const { status, code } = error as { status?: number; code?: number };
+          const transient = status === undefined || status === 429 || status >= 500;
+          if (!transient || attempt >= retry.attempts) {
+            throw new TwilioSendError(
+              status === undefined
+                ? `Twilio unreachable: ${(error as Error).message}`
+                : `Twilio answered ${status}${code ? ` (error ${code})` : ""}`,
+              status,
+              code,
+              attempt,
+            );
+          }
+          await sleep(backoff(retry, attempt));
+        }
+      }
+    },
+  };
+}
+
+/** Exponential backoff with full jitter, capped. */
+function backoff(policy: RetryPolicy, attempt: number): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return ceiling / 2 + Math.random() * ceiling / 2;
+}
+
+/**
+ * A `fetch`-based stand-in for twilio-node's axios `RequestClient`. With
+ * `apiBaseUrl`, requests for any `*.twilio.com` host keep their path but go
+ * to that base URL instead.
+ */
+export function fetchHttpClient(
+  fetchFn: typeof fetch,
+  apiBaseUrl?: string,
+): RequestClient {
+  const client: Pick<RequestClient, "request"> = {
+    async request(opts) {
+      const url = new URL(opts.uri);
+      const target = apiBaseUrl ? new URL(url.pathname + url.search, apiBaseUrl + "/") : url;
+      const headers = new Headers(opts.headers as Record<string, string>);
+      if (opts.username && opts.password) {
+        headers.set("authorization", `Basic ${btoa(`${opts.username}:${opts.password}`)}`);
+      }
+      for (const [name, value] of Object.entries(opts.params ?? {})) {
+        for (const item of [value].flat()) target.searchParams.append(name, String(item));
+      }
+      const response = await fetchFn(target, {
+        method: opts.method.toUpperCase(),
+        headers,
+        body: opts.data ? formBody(opts.data as Record<string, unknown>) : undefined,
+        redirect: opts.allowRedirects ? "follow" : "manual",
+        signal: AbortSignal.timeout(opts.timeout ?? REQUEST_TIMEOUT_MS),
+      });
+      return {
+        statusCode: response.status,
+        body: await response.text(),
+        headers: Object.fromEntries(response.headers),
+      } as never;
+    },
+  };
+  return client as RequestClient;
+}
+
+/** Form-encodes like twilio-node: list values repeat their name. */
+function formBody(data: Record<string, unknown>): URLSearchParams {
+  const form = new URLSearchParams();
+  for (const [name, value] of Object.entries(data)) {
+    for (const item of [value].flat()) {
+      if (item !== undefined && item !== null) form.append(name, String(item));
+    }
+  }
+  return form;
+}

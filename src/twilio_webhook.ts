@@ -1,0 +1,122 @@
+/**
+ * The inbound side of Twilio: signature verification and turning the form
+ * Twilio posts into an {@linkcode InboundMessage}.
+ *
+ * @module
+ */
+import { validateRequest } from "twilio/lib/webhooks/webhooks.js";
+
+/** The answer Twilio expects from a messaging webhook that replies later. */
+export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
+
+/** Form parameters; a name Twilio repeats (it never should) holds a list. */
+export type FormParams = Record<string, string | string[]>;
+
+/** What the worker needs from an inbound WhatsApp message. */
+export interface InboundMessage {
+  messageSid: string;
+  /** The sender as `+E164`, without the `whatsapp:` channel prefix. */
+  phone: string;
+  /** The text (or media caption); empty when there is none. */
+  body: string;
+  numMedia: number;
+  /** When the webhook accepted it, in Unix milliseconds. */
+  receivedAt: number;
+}
+
+/**
+ * Parses an `application/x-www-form-urlencoded` body keeping every parameter,
+ * since the signature covers all of them, including ones Twilio adds later.
+ *
+ * @example
+ * ```ts
+ * parseForm("Body=hi&From=whatsapp%3A%2B15551234567");
+ * // { Body: "hi", From: "whatsapp:+15551234567" }
+ * ```
+ */
+export function parseForm(body: string): FormParams {
+  const params: FormParams = {};
+  for (const [name, value] of new URLSearchParams(body)) {
+    const seen = params[name];
+    if (seen === undefined) params[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else params[name] = [seen, value];
+  }
+  return params;
+}
+
+/**
+ * Checks `X-Twilio-Signature` against the URL Twilio was configured to call.
+ * A `#…` fragment (Twilio's connection overrides) is not part of what Twilio
+ * signs; the URL is tried with and without its default port.
+ *
+ * @example
+ * ```ts
+ * isValidTwilioSignature({
+ *   authToken: "12345",
+ *   url: "https://example.com/myapp.php?foo=1&bar=2",
+ *   signature: "L/OH5YylLD5NRKLltdqwSvS0BnU=",
+ *   params: { CallSid: "CA1234567890ABCDE", Caller: "+14158675310", Digits: "1234", From: "+14158675310", To: "+18005551212" },
+ * }); // true
+ * ```
+ */
+export function isValidTwilioSignature(input: {
+  authToken: string;
+  url: string;
+  signature: string | undefined;
+  params: FormParams;
+}): boolean {
+  if (!input.signature) return false;
+  const url = input.url.split("#", 1)[0];
+  try {
+    return validateRequest(input.authToken, input.signature, url, input.params);
+  } catch {
+    return false;
+  }
+}
+
+/** Why a signed request is still not a message to answer. */
+export type InboundProblem =
+  | { status: 400; reason: "missing_message_sid" | "missing_from" | "repeated_field" }
+  | { status: 403; reason: "wrong_account" }
+  | { status: 200; reason: "not_whatsapp" };
+
+const MESSAGE_SID = /^(SM|MM)[0-9a-f]{32}$/i;
+const WHATSAPP_FROM = /^whatsapp:(\+[1-9]\d{6,14})$/;
+
+/**
+ * Turns verified form parameters into an inbound message, or says why not.
+ * A sender that is not a WhatsApp number is acknowledged but not answered.
+ *
+ * @example
+ * ```ts
+ * const result = toInboundMessage(params, { accountSid: "AC…", now: Date.now() });
+ * if ("messageSid" in result) console.log(result.phone);
+ * ```
+ */
+export function toInboundMessage(
+  params: FormParams,
+  context: { accountSid: string; now: number },
+): InboundMessage | InboundProblem {
+  const fields = ["MessageSid", "From", "AccountSid", "Body", "NumMedia"];
+  if (fields.some((name) => Array.isArray(params[name]))) {
+    return { status: 400, reason: "repeated_field" };
+  }
+  const field = (name: string) => (params[name] as string | undefined) ?? "";
+  if (!MESSAGE_SID.test(field("MessageSid"))) {
+    return { status: 400, reason: "missing_message_sid" };
+  }
+  if (field("From") === "") return { status: 400, reason: "missing_from" };
+  if (field("AccountSid") !== context.accountSid) {
+    return { status: 403, reason: "wrong_account" };
+  }
+  const phone = WHATSAPP_FROM.exec(field("From"))?.[1];
+  if (!phone) return { status: 200, reason: "not_whatsapp" };
+  return {
+    messageSid: field("MessageSid"),
+    phone,
+    body: field("Body"),
+    numMedia: Number.parseInt(field("NumMedia"), 10) || 0,
+    receivedAt: context.now,
+  };
+}

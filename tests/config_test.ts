@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { formatConfigProblems, loadConfig } from "../src/config.ts";
+
+const VALID = {
+  TWILIO_ACCOUNT_SID: "AC" + "a".repeat(32),
+  TWILIO_AUTH_TOKEN: "f".repeat(32),
+  TWILIO_FROM_NUMBER: "+14155238886",
+  TWILIO_WEBHOOK_URL: "https://bridge.example.com/whatsapp",
+  ASKYOURDATABASE_API_KEY: "ayd-key",
+  ASKYOURDATABASE_CHAT_ID: "bot-1",
+};
+
+Deno.test("config - the old app's variables with their defaults", () => {
+  const result = loadConfig(VALID);
+  assert.ok(result.ok);
+  const { config } = result;
+  assert.equal(config.host, "0.0.0.0");
+  assert.equal(config.port, 5000);
+  assert.equal(config.maxSmsChars, 1600);
+  assert.equal(config.aydBaseUrl, "https://www.askyourdatabase.com");
+  assert.equal(config.aydTimeoutMs, 60_000);
+  assert.equal(config.logLevel, "info");
+  assert.equal(config.twilioApiBaseUrl, undefined);
+  assert.match(config.kvPath!, /data\/bridge\.kv$/);
+});
+
+Deno.test("config - new variables are read and normalized", () => {
+  const result = loadConfig({
+    ...VALID,
+    TWILIO_FROM_NUMBER: "whatsapp:+14155238886",
+    AYD_BASE_URL: "http://127.0.0.1:9000/",
+    TWILIO_API_BASE_URL: "http://127.0.0.1:9001",
+    DENO_KV_PATH: ":memory:",
+    AYD_TIMEOUT_MS: "2500",
+    LOG_LEVEL: "DEBUG",
+    PORT: "0",
+    MAX_SMS_CHARS: "320",
+  });
+  assert.ok(result.ok);
+  assert.equal(result.config.twilioFromNumber, "+14155238886");
+  assert.equal(result.config.aydBaseUrl, "http://127.0.0.1:9000");
+  assert.equal(result.config.twilioApiBaseUrl, "http://127.0.0.1:9001");
+  assert.equal(result.config.kvPath, ":memory:");
+  assert.equal(result.config.aydTimeoutMs, 2500);
+  assert.equal(result.config.logLevel, "debug");
+  assert.equal(result.config.port, 0);
+  assert.equal(result.config.maxSmsChars, 320);
+});
+
+Deno.test("config - on Deno Deploy an unset DENO_KV_PATH means the platform KV", () => {
+  const result = loadConfig({ ...VALID, DENO_DEPLOY: "1" });
+  assert.ok(result.ok);
+  assert.equal(result.config.kvPath, undefined);
+});
+
+Deno.test("config - every missing and invalid variable is listed at once", () => {
+  const result = loadConfig({
+    TWILIO_ACCOUNT_SID: "not-a-sid",
+    TWILIO_WEBHOOK_URL: "ftp://example.com",
+    PORT: "abc",
+    MAX_SMS_CHARS: "2000",
+    ASKYOURDATABASE_API_KEY: "  ",
+  });
+  assert.ok(!result.ok);
+  const names = result.problems.map((p) => p.split(" ", 1)[0]);
+  assert.deepEqual(names, [
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_WEBHOOK_URL",
+    "ASKYOURDATABASE_API_KEY",
+    "ASKYOURDATABASE_CHAT_ID",
+    "PORT",
+    "MAX_SMS_CHARS",
+  ]);
+  assert.match(result.problems[1], /TWILIO_AUTH_TOKEN is missing: set it to your Twilio Auth Token/);
+  assert.match(result.problems[6], /PORT is invalid: it must be the port to listen on/);
+  const message = formatConfigProblems(result.problems);
+  assert.match(message, /^Configuration error \(8 problems\):/);
+  assert.match(message, /\.env\.example/);
+});
