@@ -13,6 +13,9 @@ import type { Logger } from "./log.ts";
 import { createSessionStore } from "./sessions.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./twilio_client.ts";
 
+/** How long shutdown waits for jobs under way. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
 /** A running bridge. */
 export interface Bridge {
   /** Where it listens, e.g. `http://127.0.0.1:5000`. */
@@ -59,7 +62,7 @@ export function startBridge(
     fetch: deps.fetch,
     retry: deps.twilioRetry,
   });
-  const listening = jobs.listen(createWorker({
+  const worker = createWorker({
     kv,
     sessions,
     ask: (token, question, signal) => askAyd(ayd, token, question, signal),
@@ -67,7 +70,13 @@ export function startBridge(
     log,
     maxSmsChars: config.maxSmsChars,
     aydTimeoutMs: config.aydTimeoutMs,
-  }));
+  });
+  const running = new Set<Promise<void>>();
+  const listening = jobs.listen((messageSid) => {
+    const job = worker(messageSid).finally(() => running.delete(job));
+    running.add(job);
+    return job;
+  });
   const app = createApp({
     kv,
     jobs,
@@ -89,9 +98,22 @@ export function startBridge(
     url,
     async close() {
       await server.shutdown();
+      // Jobs under way finish before KV closes; queued ones wait in KV.
+      const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+      while (running.size > 0 && Date.now() < deadline) {
+        await settleWithin([...running], deadline - Date.now());
+      }
       kv.close();
       await listening;
       log.info("service.stopped");
     },
   };
+}
+
+/** Waits for `promises` to settle, or `ms` at most. */
+async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  await Promise.race([Promise.allSettled(promises), timeout]);
+  clearTimeout(timer);
 }

@@ -73,7 +73,10 @@ Deno.test("config - every missing and invalid variable is listed at once", () =>
     "PORT",
     "MAX_SMS_CHARS",
   ]);
-  assert.match(result.problems[1], /TWILIO_AUTH_TOKEN is missing: set it to your Twilio Auth Token/);
+  assert.match(
+    result.problems[1],
+    /TWILIO_AUTH_TOKEN is missing: set it to your Twilio Auth Token/,
+  );
   assert.match(result.problems[6], /PORT is invalid: it must be the port to listen on/);
   const message = formatConfigProblems(result.problems);
   assert.match(message, /^Configuration error \(8 problems\):/);

@@ -20,9 +20,18 @@ Deno.test("signature - Twilio's documented test vector is valid", () => {
 });
 
 Deno.test("signature - a changed parameter, URL or token is refused", () => {
-  assert.equal(isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Digits: "1235" } }), false);
-  assert.equal(isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Extra: "x" } }), false);
-  assert.equal(isValidTwilioSignature({ ...VECTOR, url: "https://example.com/myapp.php?foo=1" }), false);
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Digits: "1235" } }),
+    false,
+  );
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Extra: "x" } }),
+    false,
+  );
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, url: "https://example.com/myapp.php?foo=1" }),
+    false,
+  );
   assert.equal(isValidTwilioSignature({ ...VECTOR, authToken: "54321" }), false);
   assert.equal(isValidTwilioSignature({ ...VECTOR, signature: undefined }), false);
   assert.equal(isValidTwilioSignature({ ...VECTOR, signature: "" }), false);
@@ -37,9 +46,19 @@ Deno.test("signature - a #… connection-override fragment in the configured URL
 Deno.test("signature - the URL matches with and without its default port", () => {
   const params = { Body: "hi", MessageSid: "SM" + "0".repeat(32) };
   const token = "secret";
-  const withPort = twilio.getExpectedTwilioSignature(token, "https://bridge.example.com:443/whatsapp", params);
-  const withoutPort = twilio.getExpectedTwilioSignature(token, "https://bridge.example.com/whatsapp", params);
-  for (const url of ["https://bridge.example.com/whatsapp", "https://bridge.example.com:443/whatsapp"]) {
+  const withPort = twilio.getExpectedTwilioSignature(
+    token,
+    "https://bridge.example.com:443/whatsapp",
+    params,
+  );
+  const withoutPort = twilio.getExpectedTwilioSignature(
+    token,
+    "https://bridge.example.com/whatsapp",
+    params,
+  );
+  for (
+    const url of ["https://bridge.example.com/whatsapp", "https://bridge.example.com:443/whatsapp"]
+  ) {
     for (const signature of [withPort, withoutPort]) {
       assert.equal(isValidTwilioSignature({ authToken: token, url, signature, params }), true);
     }
@@ -79,9 +98,18 @@ Deno.test("inbound - malformed, foreign and non-WhatsApp requests are told apart
   const { MessageSid: _sid, ...noSid } = BASE;
   const { From: _from, ...noFrom } = BASE;
   assert.deepEqual(check(noSid), { status: 400, reason: "missing_message_sid" });
-  assert.deepEqual(check({ ...BASE, MessageSid: "SM123" }), { status: 400, reason: "missing_message_sid" });
+  assert.deepEqual(check({ ...BASE, MessageSid: "SM123" }), {
+    status: 400,
+    reason: "missing_message_sid",
+  });
   assert.deepEqual(check(noFrom), { status: 400, reason: "missing_from" });
   assert.deepEqual(check({ ...BASE, Body: ["a", "b"] }), { status: 400, reason: "repeated_field" });
-  assert.deepEqual(check({ ...BASE, AccountSid: "AC" + "b".repeat(32) }), { status: 403, reason: "wrong_account" });
-  assert.deepEqual(check({ ...BASE, From: "+15551234567" }), { status: 200, reason: "not_whatsapp" });
+  assert.deepEqual(check({ ...BASE, AccountSid: "AC" + "b".repeat(32) }), {
+    status: 403,
+    reason: "wrong_account",
+  });
+  assert.deepEqual(check({ ...BASE, From: "+15551234567" }), {
+    status: 200,
+    reason: "not_whatsapp",
+  });
 });

@@ -17,7 +17,10 @@ Deno.test("split - prefers paragraph, then line, then word boundaries", () => {
   const para = "a".repeat(30) + "\n\n" + "b".repeat(30);
   assert.deepEqual(assertParts(para, 40), ["a".repeat(30) + "\n\n", "b".repeat(30)]);
   const lines = "a".repeat(20) + "\n" + "b".repeat(15) + " " + "c".repeat(10);
-  assert.deepEqual(assertParts(lines, 40), ["a".repeat(20) + "\n", "b".repeat(15) + " " + "c".repeat(10)]);
+  assert.deepEqual(assertParts(lines, 40), [
+    "a".repeat(20) + "\n",
+    "b".repeat(15) + " " + "c".repeat(10),
+  ]);
   const words = "alpha beta gamma delta epsilon";
   assert.deepEqual(assertParts(words, 12), ["alpha beta ", "gamma delta ", "epsilon"]);
 });

@@ -1,0 +1,162 @@
+/**
+ * The end-to-end harness: the real bridge, composed as `main.ts` composes it,
+ * on 127.0.0.1 with fake AYD and fake Twilio servers, and Twilio-signed
+ * webhooks.
+ */
+import twilio from "twilio";
+import { type Bridge, startBridge } from "../src/bridge.ts";
+import { type Config, loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
+import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
+
+export const ACCOUNT_SID = "AC" + "5".repeat(32);
+export const AUTH_TOKEN = "test-auth-token-0123456789abcdef";
+export const FROM_NUMBER = "+14155238886";
+export const WEBHOOK_URL = "https://bridge.example.com/whatsapp";
+export const API_KEY = "ayd-test-api-key";
+export const CHAT_ID = "chatbot-under-test";
+
+/** The environment of a test bridge, before the fakes' URLs are added. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_FROM_NUMBER: FROM_NUMBER,
+    TWILIO_WEBHOOK_URL: WEBHOOK_URL,
+    ASKYOURDATABASE_API_KEY: API_KEY,
+    ASKYOURDATABASE_CHAT_ID: CHAT_ID,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DENO_KV_PATH: ":memory:",
+    LOG_LEVEL: "debug",
+    ...overrides,
+  };
+}
+
+export interface TestBridge extends AsyncDisposable {
+  url: string;
+  ayd: FakeAyd;
+  twilio: FakeTwilio;
+  kv: Deno.Kv;
+  config: Config;
+  /** Every JSON log line the bridge wrote. */
+  logs: string[];
+  /** Posts a correctly signed WhatsApp webhook; `params` override the defaults. */
+  sendWhatsApp(params?: Record<string, string>): Promise<Response>;
+}
+
+let sequence = 0;
+
+/** A fresh, valid `MessageSid`. */
+export function newMessageSid(): string {
+  const random = crypto.getRandomValues(new Uint8Array(12));
+  const hex = [...random].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return "SM" + (++sequence).toString(16).padStart(8, "0") + hex;
+}
+
+/** The form Twilio posts for an inbound WhatsApp text, with its usual fields. */
+export function whatsAppParams(overrides: Record<string, string> = {}): Record<string, string> {
+  const sid = overrides.MessageSid ?? newMessageSid();
+  const from = overrides.From ?? "whatsapp:+15551234567";
+  return {
+    SmsMessageSid: sid,
+    NumMedia: "0",
+    ProfileName: "Test User",
+    MessageType: "text",
+    SmsSid: sid,
+    WaId: from.replace(/\D/g, ""),
+    SmsStatus: "received",
+    Body: "How many orders shipped late last week?",
+    To: `whatsapp:${FROM_NUMBER}`,
+    NumSegments: "1",
+    ReferralNumMedia: "0",
+    MessageSid: sid,
+    AccountSid: ACCOUNT_SID,
+    From: from,
+    ApiVersion: "2010-04-01",
+    ...overrides,
+  };
+}
+
+/** Signs like Twilio: HMAC-SHA1 over the URL and every sorted parameter. */
+export function sign(params: Record<string, string>, url = WEBHOOK_URL, token = AUTH_TOKEN) {
+  return twilio.getExpectedTwilioSignature(token, url, params);
+}
+
+/** Posts a form to `/whatsapp` with the given headers. */
+export function postForm(
+  bridgeUrl: string,
+  params: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${bridgeUrl}/whatsapp`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    body: new URLSearchParams(params),
+  });
+}
+
+/**
+ * Starts fakes and the bridge. `env` overrides the test environment (the
+ * fakes' URLs are filled in unless given); `ayd` sets fake AYD's options.
+ */
+export async function startTestBridge(
+  options: {
+    env?: Record<string, string>;
+    signUrl?: string;
+    ayd?: Partial<FakeAydOptions>;
+  } = {},
+): Promise<TestBridge> {
+  const ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID, ...options.ayd });
+  const fakeTwilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  const result = loadConfig(testEnv({
+    AYD_BASE_URL: ayd.url,
+    TWILIO_API_BASE_URL: fakeTwilio.url,
+    ...options.env,
+  }));
+  if (!result.ok) throw new Error(result.problems.join("\n"));
+  const kv = await Deno.openKv(result.config.kvPath);
+  const logs: string[] = [];
+  const bridge: Bridge = startBridge(result.config, {
+    kv,
+    log: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+    twilioRetry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 },
+  });
+  return {
+    url: bridge.url,
+    ayd,
+    twilio: fakeTwilio,
+    kv,
+    config: result.config,
+    logs,
+    sendWhatsApp(params = {}) {
+      const form = whatsAppParams(params);
+      return postForm(bridge.url, form, {
+        "x-twilio-signature": sign(form, options.signUrl ?? WEBHOOK_URL),
+      });
+    },
+    async [Symbol.asyncDispose]() {
+      await bridge.close();
+      await Promise.all([ayd.close(), fakeTwilio.close()]);
+    },
+  };
+}
+
+/** Waits until `condition` holds, polling; fails with `what` after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The parsed log lines with the given event name. */
+export function logEvents(logs: string[], event: string): Record<string, unknown>[] {
+  return logs.map((line) => JSON.parse(line)).filter((entry) => entry.event === event);
+}

@@ -1,0 +1,375 @@
+/**
+ * A fake AskYourDatabase (AYD) server for tests: a real HTTP server on 127.0.0.1 that speaks
+ * AYD's wire formats (session creation, the one-time auth callback that sets the `accessToken`
+ * cookie, and the `/api/ask` Server-Sent-Events stream, written in small chunks so that they
+ * split mid-line, mid-JSON and mid-UTF-8 sequence).
+ *
+ * @module
+ */
+
+/** What the fake does with one `/api/ask` request. */
+export type AskBehavior =
+  | {
+    kind: "answer";
+    /** Answer text, sent as `{"isText":true,"content":…}` deltas of 25 code points. */
+    text: string;
+    /** Image URLs, sent as `{"isImage":true,"url":…}` events after the text. */
+    images?: string[];
+    /** Bytes per network write (default: the fake's `chunkBytes`, 7). */
+    chunkBytes?: number;
+    /** Delay between network writes in ms (default: the fake's `chunkDelayMs`, 0). */
+    chunkDelayMs?: number;
+    /** Send a final `data: [DONE]` (default: the fake's `done`, false). */
+    done?: boolean;
+    /** Send `{"isSomethingNew":true}` and `data: hello` (default: the fake's `noise`, true). */
+    noise?: boolean;
+  }
+  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
+  | { kind: "hang" }
+  | { kind: "cut"; text: string; afterDeltas?: number };
+
+/** One `/api/ask` request as the fake saw it. */
+export interface FakeAydAsk {
+  token: string;
+  question: string;
+  botid: string;
+  fileUrls: unknown;
+  debug: unknown;
+  /** Query string without the leading `?`, e.g. `debug=false`. */
+  query: string;
+}
+
+/** A session whose auth callback issued an access token. */
+export interface FakeAydSession {
+  name: string;
+  email: string;
+  chatbotid: string;
+  token: string;
+}
+
+/** Options for {@link startFakeAyd}. */
+export interface FakeAydOptions {
+  apiKey: string;
+  chatId: string;
+  /** 1 (default): callback 302s and sets the cookie; 2: callback 307s to a second hop first. */
+  callbackHops?: 1 | 2;
+  /** `Max-Age` of the `accessToken` cookie (default 604800). */
+  cookieMaxAgeSeconds?: number;
+  /** When set, the cookie carries `Expires=<http date>` instead of `Max-Age`. */
+  cookieExpires?: Date;
+  /** When true, the callback sets no `accessToken` cookie (login failure). */
+  noCookie?: boolean;
+  /** Default bytes per network write for answers (default 7). */
+  chunkBytes?: number;
+  /** Default delay between network writes in ms (default 0). */
+  chunkDelayMs?: number;
+  /** Default for sending a final `data: [DONE]` (default false). */
+  done?: boolean;
+  /** Default for sending an unknown-flag event and a non-JSON `data: hello` (default true). */
+  noise?: boolean;
+}
+
+/** Handler deciding the behaviour of each ask. */
+export type AskHandler = (
+  ask: { question: string; token: string },
+) => AskBehavior | Promise<AskBehavior>;
+
+/** A running fake AYD server. */
+export interface FakeAyd extends AsyncDisposable {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  url: string;
+  /** Sessions whose callback issued a token, in order. */
+  sessions: FakeAydSession[];
+  /** Every ask that reached the handler (including ones answered 401/400). */
+  asks: FakeAydAsk[];
+  /** Script the asks; `null` restores the default (`Answer to: <question>`). */
+  onAsk(handler: AskHandler | null): void;
+  /** Make later asks with this token answer 401. */
+  expireToken(token: string): void;
+  /** Make the session endpoint answer this status (JSON error) until reset with `null`. */
+  failSessions(status: number | null): void;
+  /** Abort open streams, clear timers and shut the server down. */
+  close(): Promise<void>;
+}
+
+/** Error used to abort streams on purpose; the server's onError stays quiet about it. */
+class FakeStreamAbort extends Error {}
+
+/** A stream the fake can stop from `close()`. */
+interface LiveStream {
+  stop(): void;
+}
+
+const encoder = new TextEncoder();
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+function randomHex(bytes: number): string {
+  const buf = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Splits text into deltas of `size` code points (never breaks a surrogate pair). */
+export function splitDeltas(text: string, size = 25): string[] {
+  const points = Array.from(text);
+  const out: string[] = [];
+  for (let i = 0; i < points.length; i += size) out.push(points.slice(i, i + size).join(""));
+  return out;
+}
+
+function sseData(data: unknown): string {
+  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+}
+
+function preamble(): string {
+  return sseData({ isExecutionStatus: true, status: "running", functionName: "query_database" }) +
+    ": keep-alive\n\n" + sseData({ isSQL: true, sql: "SELECT 1", result: [] });
+}
+
+function splitBytes(bytes: Uint8Array, size: number): Uint8Array[] {
+  const step = Math.max(1, Math.floor(size));
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += step) out.push(bytes.slice(i, i + step));
+  return out;
+}
+
+/**
+ * A body stream writing `chunks` with `delayMs` between them, then closing, erroring ("cut") or
+ * hanging forever. It registers itself in `live` until it ends so `close()` can abort it.
+ */
+function chunkStream(
+  chunks: Uint8Array[],
+  delayMs: number,
+  end: "close" | "error" | "hang",
+  live: Set<LiveStream>,
+): ReadableStream<Uint8Array> {
+  let i = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ctrl: ReadableStreamDefaultController<Uint8Array>;
+  const entry: LiveStream = {
+    stop() {
+      clearTimeout(timer);
+      live.delete(entry);
+      try {
+        ctrl.error(new FakeStreamAbort("fake AYD closed"));
+      } catch { /* already closed */ }
+    },
+  };
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      ctrl = c;
+      live.add(entry);
+    },
+    pull(c) {
+      if (i >= chunks.length) {
+        if (end === "hang") return new Promise<void>(() => {});
+        live.delete(entry);
+        if (end === "close") c.close();
+        else c.error(new FakeStreamAbort("fake AYD cut the stream"));
+        return;
+      }
+      if (delayMs <= 0 || i === 0) {
+        c.enqueue(chunks[i++]);
+        return;
+      }
+      return new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          timer = undefined;
+          c.enqueue(chunks[i++]);
+          resolve();
+        }, delayMs);
+      });
+    },
+    cancel() {
+      clearTimeout(timer);
+      live.delete(entry);
+    },
+  });
+}
+
+/** Starts a fake AYD server on a random port of 127.0.0.1. */
+export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
+  const codes = new Map<string, { name: string; email: string; chatbotid: string }>();
+  const tokens = new Map<string, { expired: boolean }>();
+  const live = new Set<LiveStream>();
+  const sessions: FakeAydSession[] = [];
+  const asks: FakeAydAsk[] = [];
+  let askHandler: AskHandler | null = null;
+  let sessionFailure: number | null = null;
+  let base = "";
+
+  function sseResponse(body: ReadableStream<Uint8Array>): Response {
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  }
+
+  async function createSession(req: Request): Promise<Response> {
+    if (req.headers.get("authorization") !== `Bearer ${opts.apiKey}`) {
+      return json({ error: "Unauthorized" }, 401);
+    }
+    if (sessionFailure !== null) return json({ error: "Fake session failure" }, sessionFailure);
+    let body: Record<string, unknown>;
+    try {
+      body = await req.json();
+    } catch {
+      return json({ error: "Invalid JSON body" }, 400);
+    }
+    const { chatbotid, name, email } = body ?? {};
+    if (chatbotid !== opts.chatId) return json({ error: "Chatbot not found" }, 400);
+    if (typeof name !== "string" || typeof email !== "string") {
+      return json({ error: "name and email are required" }, 400);
+    }
+    const code = randomHex(16);
+    codes.set(code, { name, email, chatbotid });
+    return json({ url: `${base}/api/chatbot/auth/callback?code=${code}` });
+  }
+
+  /** Consumes a one-time code and sets the cookies (or 307s to the second hop). */
+  function callback(code: string | null, finalHop: boolean): Response {
+    const info = code === null ? undefined : codes.get(code);
+    if (!info || code === null) return json({ error: "Invalid or expired code" }, 400);
+    codes.delete(code);
+    if (!finalHop) {
+      const code2 = randomHex(16);
+      codes.set(code2, info);
+      return new Response(null, {
+        status: 307,
+        headers: { location: `/api/chatbot/auth/finish?code2=${code2}` },
+      });
+    }
+    const headers = new Headers({ location: "/chatbot" });
+    headers.append("set-cookie", "theme=light; Path=/");
+    if (!opts.noCookie) {
+      const token = `tok_${randomHex(12)}`;
+      tokens.set(token, { expired: false });
+      sessions.push({ ...info, token });
+      const life = opts.cookieExpires
+        ? `Expires=${opts.cookieExpires.toUTCString()}`
+        : `Max-Age=${opts.cookieMaxAgeSeconds ?? 604800}`;
+      headers.append(
+        "set-cookie",
+        `accessToken=${token}; Path=/; ${life}; HttpOnly; Secure; SameSite=Lax`,
+      );
+    }
+    return new Response(null, { status: 302, headers });
+  }
+
+  async function ask(req: Request, url: URL): Promise<Response> {
+    const token = req.headers.get("x-ayd-access-token") ?? "";
+    let body: Record<string, unknown> = {};
+    let badJson = false;
+    try {
+      body = (await req.json()) ?? {};
+    } catch {
+      badJson = true;
+    }
+    const question = typeof body.question === "string" ? body.question : "";
+    const botid = typeof body.botid === "string" ? body.botid : "";
+    const query = url.search.replace(/^\?/, "");
+    asks.push({ token, question, botid, fileUrls: body.fileUrls, debug: body.debug, query });
+    const known = tokens.get(token);
+    if (!known || known.expired) return json({ error: "Unauthorized" }, 401);
+    if (badJson) return json({ error: "Invalid JSON body" }, 400);
+    if (botid !== opts.chatId) return json({ error: "Chatbot not found" }, 400);
+
+    const behavior: AskBehavior = askHandler
+      ? await askHandler({ question, token })
+      : { kind: "answer", text: `Answer to: ${question}` };
+    const chunkBytes = opts.chunkBytes ?? 7;
+    const delay = opts.chunkDelayMs ?? 0;
+    switch (behavior.kind) {
+      case "status": {
+        const b = behavior.body ?? JSON.stringify({ error: `Fake status ${behavior.status}` });
+        let type = "application/json";
+        try {
+          JSON.parse(b);
+        } catch {
+          type = "text/plain; charset=utf-8";
+        }
+        const headers = { "content-type": type, ...behavior.headers };
+        return new Response(b, { status: behavior.status, headers });
+      }
+      case "hang":
+        return sseResponse(chunkStream([], 0, "hang", live));
+      case "cut": {
+        const deltas = splitDeltas(behavior.text);
+        const n = behavior.afterDeltas ?? Math.ceil(deltas.length / 2);
+        const text = preamble() +
+          deltas.slice(0, n).map((d) => sseData({ isText: true, content: d })).join("");
+        return sseResponse(
+          chunkStream(splitBytes(encoder.encode(text), chunkBytes), delay, "error", live),
+        );
+      }
+      case "answer": {
+        let text = preamble();
+        for (const d of splitDeltas(behavior.text)) text += sseData({ isText: true, content: d });
+        for (const u of behavior.images ?? []) text += sseData({ isImage: true, url: u });
+        if (behavior.noise ?? opts.noise ?? true) {
+          text += sseData({ isSomethingNew: true }) + "data: hello\n\n";
+        }
+        if (behavior.done ?? opts.done ?? false) text += "data: [DONE]\n\n";
+        const chunks = splitBytes(encoder.encode(text), behavior.chunkBytes ?? chunkBytes);
+        return sseResponse(chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live));
+      }
+    }
+  }
+
+  function route(req: Request): Response | Promise<Response> {
+    const url = new URL(req.url);
+    const key = `${req.method} ${url.pathname}`;
+    if (key === "POST /api/chatbot/v2/session") return createSession(req);
+    if (key === "GET /api/chatbot/auth/callback") {
+      return callback(url.searchParams.get("code"), (opts.callbackHops ?? 1) === 1);
+    }
+    if (key === "GET /api/chatbot/auth/finish") {
+      return callback(url.searchParams.get("code2"), true);
+    }
+    if (key === "GET /chatbot") {
+      return new Response("<!doctype html><title>AYD</title><p>Chatbot</p>", {
+        headers: { "content-type": "text/html; charset=utf-8" },
+      });
+    }
+    if (key === "POST /api/ask") return ask(req, url);
+    return json({ error: "Not found" }, 404);
+  }
+
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    onError(err) {
+      if (!(err instanceof FakeStreamAbort)) console.error("fake AYD handler error:", err);
+      return json({ error: "Internal Server Error" }, 500);
+    },
+  }, route);
+  base = `http://127.0.0.1:${server.addr.port}`;
+
+  return Promise.resolve({
+    url: base,
+    sessions,
+    asks,
+    onAsk(handler) {
+      askHandler = handler;
+    },
+    expireToken(token) {
+      const t = tokens.get(token);
+      if (t) t.expired = true;
+    },
+    failSessions(status) {
+      sessionFailure = status;
+    },
+    async close() {
+      for (const s of [...live]) s.stop();
+      await server.shutdown();
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  });
+}

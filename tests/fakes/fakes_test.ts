@@ -1,0 +1,533 @@
+/**
+ * Tests of the fakes themselves, over real HTTP with plain `fetch`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { EventSourceParserStream } from "eventsource-parser/stream";
+import { type FakeAyd, startFakeAyd } from "./fake_ayd.ts";
+import { type FakeTwilio, startFakeTwilio } from "./fake_twilio.ts";
+
+const API_KEY = "ayd_key_test";
+const CHAT_ID = "bot-123";
+const SID = "AC" + "0".repeat(32);
+const AUTH_TOKEN = "secret-token";
+const TO = "whatsapp:+15551234567";
+const FROM = "whatsapp:+14155238886";
+
+// ---------------------------------------------------------------- fake AYD helpers
+
+function createSession(ayd: FakeAyd, bearer = API_KEY, chatbotid = CHAT_ID): Promise<Response> {
+  return fetch(`${ayd.url}/api/chatbot/v2/session`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      chatbotid,
+      name: "WhatsApp User +15551234567",
+      email: "wa15551234567@example.com",
+    }),
+  });
+}
+
+async function sessionUrl(ayd: FakeAyd): Promise<string> {
+  const res = await createSession(ayd);
+  assert.equal(res.status, 200);
+  const { url } = await res.json();
+  return url;
+}
+
+function cookieValue(res: Response, name: string): string | undefined {
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(";");
+    const eq = pair.indexOf("=");
+    if (pair.slice(0, eq).trim() === name) return pair.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/** Full login (session + one-hop callback), returning the access token. */
+async function login(ayd: FakeAyd): Promise<string> {
+  const res = await fetch(await sessionUrl(ayd), { redirect: "manual" });
+  await res.body?.cancel();
+  const token = cookieValue(res, "accessToken");
+  assert.ok(token);
+  return token;
+}
+
+function ask(ayd: FakeAyd, token: string, question: string, signal?: AbortSignal) {
+  return fetch(`${ayd.url}/api/ask?debug=false`, {
+    method: "POST",
+    headers: { "x-ayd-access-token": token, "content-type": "application/json" },
+    body: JSON.stringify({ question, fileUrls: [], botid: CHAT_ID, debug: false }),
+    signal,
+  });
+}
+
+/** Parses an SSE body with eventsource-parser, returning each event's `data`. */
+async function sseData(res: Response): Promise<string[]> {
+  assert.ok(res.body);
+  const events = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(
+    new EventSourceParserStream(),
+  );
+  return (await Array.fromAsync(events)).map((e) => e.data);
+}
+
+function textOf(data: string[]): string {
+  return data.filter((d) => d.startsWith("{")).map((d) => JSON.parse(d)).filter((e) => e.isText)
+    .map((e) => e.content).join("");
+}
+
+async function withAyd(
+  opts: Partial<Parameters<typeof startFakeAyd>[0]>,
+  fn: (ayd: FakeAyd) => Promise<void>,
+): Promise<void> {
+  const ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID, ...opts });
+  try {
+    await fn(ayd);
+  } finally {
+    await ayd.close();
+  }
+}
+
+// ---------------------------------------------------------------- fake AYD tests
+
+Deno.test("fake AYD - session callback sets accessToken cookie on a redirect hop", () =>
+  withAyd({}, async (ayd) => {
+    const url = await sessionUrl(ayd);
+    assert.match(url, new RegExp(`^${ayd.url}/api/chatbot/auth/callback\\?code=\\w+$`));
+    const res = await fetch(url, { redirect: "manual" });
+    await res.body?.cancel();
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "/chatbot");
+    const cookies = res.headers.getSetCookie();
+    assert.equal(cookies.length, 2);
+    assert.ok(cookies.includes("theme=light; Path=/"));
+    const token = cookieValue(res, "accessToken");
+    assert.match(token ?? "", /^tok_[0-9a-f]{24}$/);
+    assert.ok(
+      cookies.includes(
+        `accessToken=${token}; Path=/; Max-Age=604800; HttpOnly; Secure; SameSite=Lax`,
+      ),
+    );
+    assert.deepEqual(ayd.sessions, [{
+      name: "WhatsApp User +15551234567",
+      email: "wa15551234567@example.com",
+      chatbotid: CHAT_ID,
+      token,
+    }]);
+    const page = await fetch(`${ayd.url}/chatbot`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<!doctype html>/);
+  }));
+
+Deno.test("fake AYD - callback code is one-time", () =>
+  withAyd({}, async (ayd) => {
+    const url = await sessionUrl(ayd);
+    const first = await fetch(url, { redirect: "manual" });
+    await first.body?.cancel();
+    assert.equal(first.status, 302);
+    const second = await fetch(url, { redirect: "manual" });
+    assert.equal(second.status, 400);
+    assert.ok((await second.json()).error);
+    assert.equal(ayd.sessions.length, 1);
+  }));
+
+Deno.test("fake AYD - two-hop callback sets the cookie on the second hop", () =>
+  withAyd({ callbackHops: 2, cookieExpires: new Date(Date.UTC(2030, 0, 2)) }, async (ayd) => {
+    const hop1 = await fetch(await sessionUrl(ayd), { redirect: "manual" });
+    await hop1.body?.cancel();
+    assert.equal(hop1.status, 307);
+    assert.deepEqual(hop1.headers.getSetCookie(), []);
+    const location = hop1.headers.get("location") ?? "";
+    assert.match(location, /^\/api\/chatbot\/auth\/finish\?code2=\w+$/);
+    const hop2 = await fetch(new URL(location, ayd.url), { redirect: "manual" });
+    await hop2.body?.cancel();
+    assert.equal(hop2.status, 302);
+    assert.equal(hop2.headers.get("location"), "/chatbot");
+    const token = cookieValue(hop2, "accessToken");
+    assert.ok(
+      hop2.headers.getSetCookie().includes(
+        `accessToken=${token}; Path=/; Expires=Wed, 02 Jan 2030 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax`,
+      ),
+    );
+    // Following redirects automatically also ends on the chatbot page.
+    const followed = await fetch(await sessionUrl(ayd));
+    assert.equal(followed.status, 200);
+    assert.equal(new URL(followed.url).pathname, "/chatbot");
+    await followed.body?.cancel();
+    assert.equal(ayd.sessions.length, 2);
+  }));
+
+Deno.test("fake AYD - noCookie callback sets no accessToken", () =>
+  withAyd({ noCookie: true }, async (ayd) => {
+    const res = await fetch(await sessionUrl(ayd), { redirect: "manual" });
+    await res.body?.cancel();
+    assert.equal(res.status, 302);
+    assert.equal(cookieValue(res, "accessToken"), undefined);
+    assert.equal(cookieValue(res, "theme"), "light");
+    assert.deepEqual(ayd.sessions, []);
+  }));
+
+Deno.test("fake AYD - session endpoint rejects bad bearer, chatbotid, JSON; failSessions", () =>
+  withAyd({}, async (ayd) => {
+    const bad = await createSession(ayd, "wrong");
+    assert.equal(bad.status, 401);
+    assert.deepEqual(await bad.json(), { error: "Unauthorized" });
+    const none = await fetch(`${ayd.url}/api/chatbot/v2/session`, { method: "POST", body: "{}" });
+    assert.equal(none.status, 401);
+    await none.body?.cancel();
+    const wrongBot = await createSession(ayd, API_KEY, "other-bot");
+    assert.equal(wrongBot.status, 400);
+    assert.ok((await wrongBot.json()).error);
+    const badJson = await fetch(`${ayd.url}/api/chatbot/v2/session`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}` },
+      body: "{not json",
+    });
+    assert.equal(badJson.status, 400);
+    await badJson.body?.cancel();
+    ayd.failSessions(503);
+    const failed = await createSession(ayd);
+    assert.equal(failed.status, 503);
+    await failed.body?.cancel();
+    ayd.failSessions(null);
+    const ok = await createSession(ayd);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  }));
+
+Deno.test("fake AYD - ask streams SSE that reassembles multi-byte text split mid-line", () =>
+  withAyd({}, async (ayd) => {
+    const token = await login(ayd);
+    const text = "Ünïcödé 🚀 done. " + "Ωmega 😀 ".repeat(12) + "end";
+    ayd.onAsk(() => ({
+      kind: "answer",
+      text,
+      images: ["https://example.com/chart.png"],
+      chunkBytes: 5,
+      chunkDelayMs: 1,
+      done: true,
+    }));
+    const res = await ask(ayd, token, "how many users?");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const data = await sseData(res);
+    assert.equal(textOf(data), text);
+    assert.ok(data.filter((d) => d.includes('"isText"')).length > 2);
+    assert.deepEqual(JSON.parse(data[0]), {
+      isExecutionStatus: true,
+      status: "running",
+      functionName: "query_database",
+    });
+    assert.deepEqual(JSON.parse(data[1]), { isSQL: true, sql: "SELECT 1", result: [] });
+    assert.deepEqual(data.slice(-4), [
+      JSON.stringify({ isImage: true, url: "https://example.com/chart.png" }),
+      JSON.stringify({ isSomethingNew: true }),
+      "hello",
+      "[DONE]",
+    ]);
+    assert.deepEqual(ayd.asks, [{
+      token,
+      question: "how many users?",
+      botid: CHAT_ID,
+      fileUrls: [],
+      debug: false,
+      query: "debug=false",
+    }]);
+  }));
+
+Deno.test("fake AYD - default answer raw bytes include keep-alive comment and no [DONE]", () =>
+  withAyd({ noise: false }, async (ayd) => {
+    const token = await login(ayd);
+    const res = await ask(ayd, token, "hi");
+    const raw = await res.text();
+    assert.ok(raw.includes("\n: keep-alive\n\n"));
+    assert.ok(!raw.includes("[DONE]"));
+    assert.ok(!raw.includes("hello"));
+    assert.ok(
+      raw.endsWith(`data: ${JSON.stringify({ isText: true, content: "Answer to: hi" })}\n\n`),
+    );
+  }));
+
+Deno.test("fake AYD - ask answers 401 for unknown and expired tokens", () =>
+  withAyd({}, async (ayd) => {
+    const unknown = await ask(ayd, "tok_nope", "q1");
+    assert.equal(unknown.status, 401);
+    assert.deepEqual(await unknown.json(), { error: "Unauthorized" });
+    const token = await login(ayd);
+    const ok = await ask(ayd, token, "q2");
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    ayd.expireToken(token);
+    const expired = await ask(ayd, token, "q3");
+    assert.equal(expired.status, 401);
+    await expired.body?.cancel();
+    assert.deepEqual(ayd.asks.map((a) => a.question), ["q1", "q2", "q3"]);
+  }));
+
+Deno.test("fake AYD - status behaviour answers the scripted status", () =>
+  withAyd({}, async (ayd) => {
+    const token = await login(ayd);
+    ayd.onAsk(({ question }) =>
+      question === "busy"
+        ? { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "3" } }
+        : { kind: "status", status: 500 }
+    );
+    const busy = await ask(ayd, token, "busy");
+    assert.equal(busy.status, 429);
+    assert.equal(busy.headers.get("retry-after"), "3");
+    assert.equal(await busy.text(), "slow down");
+    const broken = await ask(ayd, token, "x");
+    assert.equal(broken.status, 500);
+    assert.ok((await broken.json()).error);
+    ayd.onAsk(null);
+    const back = await ask(ayd, token, "again");
+    assert.equal(textOf(await sseData(back)), "Answer to: again");
+  }));
+
+Deno.test("fake AYD - hang is aborted by the client's AbortSignal", () =>
+  withAyd({}, async (ayd) => {
+    const token = await login(ayd);
+    ayd.onAsk(() => ({ kind: "hang" }));
+    const ctrl = new AbortController();
+    const res = await ask(ayd, token, "q", ctrl.signal);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const reading = res.text();
+    ctrl.abort();
+    await assert.rejects(reading, (e: unknown) => (e as Error).name === "AbortError");
+  }));
+
+Deno.test("fake AYD - close() ends a hanging stream", async () => {
+  const ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  const token = await login(ayd);
+  ayd.onAsk(() => ({ kind: "hang" }));
+  const res = await ask(ayd, token, "q");
+  const reading = res.text();
+  await ayd.close();
+  await assert.rejects(reading);
+});
+
+Deno.test("fake AYD - cut errors the stream after part of the text", () =>
+  withAyd({}, async (ayd) => {
+    const token = await login(ayd);
+    const text = "a".repeat(25) + "b".repeat(25) + "c".repeat(25) + "d".repeat(25);
+    ayd.onAsk(() => ({ kind: "cut", text }));
+    const res = await ask(ayd, token, "q");
+    assert.equal(res.status, 200);
+    assert.ok(res.body);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let raw = "";
+    await assert.rejects(async () => {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        raw += decoder.decode(value, { stream: true });
+      }
+    });
+    assert.ok(raw.includes("a".repeat(25)) && raw.includes("b".repeat(25)));
+    assert.ok(!raw.includes("ccc"));
+  }));
+
+// ---------------------------------------------------------------- fake Twilio helpers
+
+function basic(sid = SID, token = AUTH_TOKEN): string {
+  return `Basic ${btoa(`${sid}:${token}`)}`;
+}
+
+function send(
+  twilio: FakeTwilio,
+  fields: Array<[string, string]>,
+  auth = basic(),
+  sid = SID,
+): Promise<Response> {
+  return fetch(`${twilio.url}/2010-04-01/Accounts/${sid}/Messages.json`, {
+    method: "POST",
+    headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields),
+  });
+}
+
+async function withTwilio(fn: (twilio: FakeTwilio) => Promise<void>): Promise<void> {
+  const twilio = await startFakeTwilio({ accountSid: SID, authToken: AUTH_TOKEN });
+  try {
+    await fn(twilio);
+  } finally {
+    await twilio.close();
+  }
+}
+
+// ---------------------------------------------------------------- fake Twilio tests
+
+Deno.test("fake Twilio - accepted message answers 201 with the Message resource shape", () =>
+  withTwilio(async (twilio) => {
+    const res = await send(twilio, [
+      ["To", TO],
+      ["From", FROM],
+      ["Body", "hello"],
+      ["MediaUrl", "https://example.com/a.png"],
+      ["MediaUrl", "https://example.com/b.png"],
+      ["StatusCallback", "https://bridge.example.com/status"],
+    ]);
+    assert.equal(res.status, 201);
+    const m = await res.json();
+    assert.match(m.sid, /^SM[0-9a-f]{32}$/);
+    assert.match(m.date_created, /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/);
+    assert.deepEqual({ ...m, date_created: "", date_updated: "" }, {
+      account_sid: SID,
+      api_version: "2010-04-01",
+      body: "hello",
+      date_created: "",
+      date_updated: "",
+      date_sent: null,
+      direction: "outbound-api",
+      error_code: null,
+      error_message: null,
+      from: FROM,
+      messaging_service_sid: null,
+      num_media: "2",
+      num_segments: "1",
+      price: null,
+      price_unit: "USD",
+      sid: m.sid,
+      status: "queued",
+      subresource_uris: { media: `/2010-04-01/Accounts/${SID}/Messages/${m.sid}/Media.json` },
+      to: TO,
+      uri: `/2010-04-01/Accounts/${SID}/Messages/${m.sid}.json`,
+    });
+    assert.deepEqual(twilio.messages, [{
+      sid: m.sid,
+      to: TO,
+      from: FROM,
+      body: "hello",
+      mediaUrls: ["https://example.com/a.png", "https://example.com/b.png"],
+      statusCallback: "https://bridge.example.com/status",
+    }]);
+    assert.equal(twilio.attempts, 1);
+  }));
+
+Deno.test("fake Twilio - body over 1600 UTF-16 units answers 21617", () =>
+  withTwilio(async (twilio) => {
+    const tooLong = await send(twilio, [["To", TO], ["From", FROM], ["Body", "😀".repeat(801)]]);
+    assert.equal(tooLong.status, 400);
+    assert.deepEqual(await tooLong.json(), {
+      code: 21617,
+      message: "The concatenated message body exceeds the 1600 character limit.",
+      more_info: "https://www.twilio.com/docs/errors/21617",
+      status: 400,
+    });
+    const exact = await send(twilio, [["To", TO], ["From", FROM], ["Body", "x".repeat(1600)]]);
+    assert.equal(exact.status, 201);
+    await exact.body?.cancel();
+    assert.equal(twilio.messages.length, 1);
+    assert.equal(twilio.attempts, 2);
+  }));
+
+Deno.test("fake Twilio - missing To, missing Body and media-only messages", () =>
+  withTwilio(async (twilio) => {
+    const noTo = await send(twilio, [["From", FROM], ["Body", "x"]]);
+    assert.equal(noTo.status, 400);
+    assert.equal((await noTo.json()).code, 21604);
+    const noBody = await send(twilio, [["To", TO], ["From", FROM]]);
+    assert.equal(noBody.status, 400);
+    assert.equal((await noBody.json()).code, 21602);
+    const media = await send(twilio, [["To", TO], ["From", FROM], ["MediaUrl", "https://x/y.png"]]);
+    assert.equal(media.status, 201);
+    assert.equal((await media.json()).body, "");
+  }));
+
+Deno.test("fake Twilio - bad credentials answer 401 20003, wrong account 404", () =>
+  withTwilio(async (twilio) => {
+    const fields: Array<[string, string]> = [["To", TO], ["From", FROM], ["Body", "x"]];
+    const wrong = await send(twilio, fields, basic(SID, "nope"));
+    assert.equal(wrong.status, 401);
+    assert.deepEqual(await wrong.json(), {
+      code: 20003,
+      message: "Authenticate",
+      more_info: "https://www.twilio.com/docs/errors/20003",
+      status: 401,
+    });
+    const missing = await send(twilio, fields, "");
+    assert.equal(missing.status, 401);
+    await missing.body?.cancel();
+    const otherSid = "AC" + "1".repeat(32);
+    const other = await send(twilio, fields, basic(), otherSid);
+    assert.equal(other.status, 404);
+    assert.equal((await other.json()).code, 20404);
+    assert.equal(twilio.attempts, 3);
+    assert.deepEqual(twilio.messages, []);
+  }));
+
+Deno.test("fake Twilio - failNext answers queued failures in FIFO order", () =>
+  withTwilio(async (twilio) => {
+    twilio.failNext(
+      { status: 429, code: 20429, message: "Too Many Requests", retryAfter: 2 },
+      { status: 500, code: 20500 },
+      { status: 0, code: 0 },
+    );
+    const fields: Array<[string, string]> = [["To", TO], ["From", FROM], ["Body", "x"]];
+    const first = await send(twilio, fields);
+    assert.equal(first.status, 429);
+    assert.equal(first.headers.get("retry-after"), "2");
+    assert.deepEqual(await first.json(), {
+      code: 20429,
+      message: "Too Many Requests",
+      more_info: "https://www.twilio.com/docs/errors/20429",
+      status: 429,
+    });
+    const second = await send(twilio, fields);
+    assert.equal(second.status, 500);
+    assert.equal(second.headers.get("retry-after"), null);
+    assert.equal((await second.json()).code, 20500);
+    await assert.rejects(async () => await (await send(twilio, fields)).text());
+    const fourth = await send(twilio, fields);
+    assert.equal(fourth.status, 201);
+    await fourth.body?.cancel();
+    assert.equal(twilio.attempts, 4);
+    assert.equal(twilio.messages.length, 1);
+  }));
+
+Deno.test("fake Twilio - typing indicator endpoint records the request", () =>
+  withTwilio(async (twilio) => {
+    const post = (auth: string) =>
+      fetch(`${twilio.url}/v2/Indicators/Typing.json`, {
+        method: "POST",
+        headers: { authorization: auth },
+        body: new URLSearchParams({ messageId: "SM" + "a".repeat(32), channel: "whatsapp" }),
+      });
+    const denied = await post(basic(SID, "nope"));
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    const res = await post(basic());
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { success: true });
+    assert.deepEqual(twilio.typing, [{ messageId: "SM" + "a".repeat(32), channel: "whatsapp" }]);
+    assert.equal(twilio.attempts, 0);
+  }));
+
+Deno.test("fake Twilio - waitForMessages resolves, and rejects with what it got", () =>
+  withTwilio(async (twilio) => {
+    const waiting = twilio.waitForMessages(TO, 2);
+    for (const body of ["one", "two"]) {
+      const res = await send(twilio, [["To", TO], ["From", FROM], ["Body", body]]);
+      await res.body?.cancel();
+    }
+    assert.deepEqual((await waiting).map((m) => m.body), ["one", "two"]);
+    await assert.rejects(twilio.waitForMessages("whatsapp:+15550000000", 1, 20), (e: Error) => {
+      assert.match(
+        e.message,
+        /timed out after 20 ms waiting for 1 message\(s\) to whatsapp:\+1555/,
+      );
+      assert.match(e.message, /received 2 in total/);
+      assert.match(e.message, /whatsapp:\+15551234567: "one"/);
+      return true;
+    });
+  }));
+
+Deno.test("fake Twilio - unknown routes answer 404 JSON", () =>
+  withTwilio(async (twilio) => {
+    const res = await fetch(`${twilio.url}/nope`);
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).code, 20404);
+  }));
