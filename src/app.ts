@@ -86,6 +86,7 @@ export function createApp(deps: AppDeps): Hono {
         );
       }
       const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
+      deps.log.info("webhook.received", fields);
       const outcome = await deps.jobs.submit(message);
       deps.log.info(outcome === "queued" ? "webhook.enqueued" : "webhook.duplicate", fields);
       return twiml(c.body.bind(c));

@@ -96,9 +96,9 @@ const VARIABLES = {
     hint: "the AskYourDatabase base URL (default https://www.askyourdatabase.com)",
   },
   AYD_TIMEOUT_MS: {
-    schema: integer(1_000, 600_000),
+    schema: integer(1, 3_600_000),
     fallback: "60000",
-    hint: "milliseconds to wait for a whole AskYourDatabase answer, 1000–600000 (default 60000)",
+    hint: "milliseconds to wait for a whole AskYourDatabase answer, 1–3600000 (default 60000)",
   },
   HOST: {
     schema: z.string().regex(/^\S+$/),
@@ -111,16 +111,16 @@ const VARIABLES = {
     hint: "the port to listen on, 0–65535 (default 5000)",
   },
   MAX_SMS_CHARS: {
-    schema: integer(50, 1_600),
+    schema: integer(1, 1_600),
     fallback: "1600",
-    hint: "the longest WhatsApp message body to send, 50–1600 (Twilio's limit; default 1600)",
+    hint: "the longest WhatsApp message body to send, 1–1600 (Twilio's limit; default 1600)",
   },
   DENO_KV_PATH: {
     schema: z.string().optional(),
     hint: "a file path for the local Deno KV database, or :memory:",
   },
   LOG_LEVEL: {
-    schema: z.string().transform((v) => v.toLowerCase()).pipe(
+    schema: z.string().transform((v) => v.toLowerCase().replace(/^warning$/, "warn")).pipe(
       z.enum(["debug", "info", "warn", "error"]),
     ),
     fallback: "info",

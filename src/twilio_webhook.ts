@@ -81,7 +81,8 @@ export type InboundProblem =
   | { status: 403; reason: "wrong_account" }
   | { status: 200; reason: "not_whatsapp" };
 
-const MESSAGE_SID = /^(SM|MM)[0-9a-f]{32}$/i;
+/** Twilio's are `SM`/`MM` + 32 hex; any short token is accepted as a key. */
+const MESSAGE_SID = /^[A-Za-z0-9_-]{1,64}$/;
 const WHATSAPP_FROM = /^whatsapp:(\+[1-9]\d{6,14})$/;
 
 /**

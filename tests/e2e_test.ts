@@ -167,3 +167,46 @@ Deno.test("reply - a message with no text is not sent to AYD", async () => {
   assert.equal(reply.body, REPLIES.notText);
   assert.equal(t.ayd.asks.length, 0);
 });
+
+Deno.test("logs - a whole conversation leaves no phone number, message text or secret in the logs", async () => {
+  await using t = await startTestBridge();
+  const question = "What is the revenue of customer Zyxwvut Corp?";
+  const answer = "Zyxwvut Corp paid 98,765.43 EUR in total.";
+  t.ayd.onAsk(() => ({ kind: "answer", text: answer }));
+  await t.sendWhatsApp({ Body: question, ProfileName: "Ada Lovelace" });
+  await t.twilio.waitForMessages(USER, 1);
+  t.ayd.expireToken(t.ayd.sessions[0].token);
+  t.twilio.failNext({ status: 429, code: 20429 });
+  await t.sendWhatsApp({ Body: question });
+  await t.twilio.waitForMessages(USER, 2);
+
+  const logs = t.logs.join("\n");
+  const secrets = [
+    "15551234567",
+    "Zyxwvut",
+    "Ada Lovelace",
+    "98,765.43",
+    t.ayd.sessions[0].token,
+    t.ayd.sessions[1].token,
+    t.config.twilioAuthToken,
+    t.config.aydApiKey,
+    "code=",
+  ];
+  for (const secret of secrets) assert.ok(!logs.includes(secret), `logs contain ${secret}`);
+  const events = new Set(t.logs.map((line) => JSON.parse(line).event));
+  for (
+    const event of [
+      "webhook.received",
+      "webhook.enqueued",
+      "job.started",
+      "ask.started",
+      "session.renewing",
+      "ask.finished",
+      "reply.sent",
+      "job.finished",
+    ]
+  ) assert.ok(events.has(event), `no ${event} event`);
+  assert.ok(logs.includes('"from":"+*******4567"'), "phone numbers appear masked");
+  const finished = logEvents(t.logs, "ask.finished")[0];
+  assert.equal(typeof finished.duration_ms, "number");
+});

@@ -98,7 +98,7 @@ Deno.test("inbound - malformed, foreign and non-WhatsApp requests are told apart
   const { MessageSid: _sid, ...noSid } = BASE;
   const { From: _from, ...noFrom } = BASE;
   assert.deepEqual(check(noSid), { status: 400, reason: "missing_message_sid" });
-  assert.deepEqual(check({ ...BASE, MessageSid: "SM123" }), {
+  assert.deepEqual(check({ ...BASE, MessageSid: "SM/../x" }), {
     status: 400,
     reason: "missing_message_sid",
   });
