@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { startBridge } from "./src/bridge.ts";
+import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
 import { createLogger } from "./src/log.ts";
 
@@ -16,8 +16,13 @@ if (!result.ok) {
 const { config } = result;
 const log = createLogger({ level: config.logLevel });
 
+// Deno Deploy wants cron jobs registered at the top level, before any await.
+// Every minute, lanes whose worker died (or that wait for a retry) restart.
+let bridge: Bridge | undefined;
+Deno.cron("sweep job lanes", "* * * * *", () => bridge?.sweep());
+
 const kv = await openKv(config.kvPath);
-const bridge = startBridge(config, { kv, log });
+bridge = startBridge(config, { kv, log });
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -25,7 +30,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     log.info("service.stopping", { signal });
-    await bridge.close();
+    const closing = bridge;
+    bridge = undefined;
+    await closing?.close();
     Deno.exit(0);
   });
 }

@@ -95,8 +95,11 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get("/health", async (c) => {
     try {
-      await deps.kv.get(["health"]);
-      return c.json({ status: "ok", jobBackend: deps.jobs.backend });
+      const [pendingJobs, deadLetters] = await Promise.all([
+        countUpTo(deps.kv, ["queue"]),
+        countUpTo(deps.kv, ["dead_letters"]),
+      ]);
+      return c.json({ status: "ok", jobBackend: deps.jobs.backend, pendingJobs, deadLetters });
     } catch (error) {
       deps.log.error("health.failed", { reason: describeError(error) });
       return c.json({ status: "unavailable" }, 503);
@@ -109,6 +112,13 @@ export function createApp(deps: AppDeps): Hono {
     return c.text("Internal Server Error", 500);
   });
   return app;
+}
+
+/** Counts keys under `prefix`, stopping at 10,000 to keep the check cheap. */
+async function countUpTo(kv: Deno.Kv, prefix: Deno.KvKey): Promise<number> {
+  let count = 0;
+  for await (const _ of kv.list({ prefix }, { limit: 10_000 })) count++;
+  return count;
 }
 
 function twiml(body: (data: string, status: 200, headers: Record<string, string>) => Response) {

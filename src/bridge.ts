@@ -7,26 +7,32 @@
 import { createApp } from "./app.ts";
 import { askAyd, type AydOptions, createAydSession } from "./ayd.ts";
 import type { Config } from "./config.ts";
-import { createWorker } from "./conversation.ts";
-import { createKvQueueJobs } from "./jobs.ts";
-import type { Logger } from "./log.ts";
+import { createConversationHandler } from "./conversation.ts";
+import { createJobs } from "./jobs.ts";
+import { describeError, type Logger } from "./log.ts";
 import { createSessionStore } from "./sessions.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./twilio_client.ts";
-
-/** How long shutdown waits for jobs under way. */
-export const SHUTDOWN_GRACE_MS = 10_000;
+import { createLaneRunner } from "./worker.ts";
 
 /** A running bridge. */
 export interface Bridge {
   /** Where it listens, e.g. `http://127.0.0.1:5000`. */
   url: string;
-  /** Stops serving, closes the KV and waits for the queue listener to end. */
+  /** Looks at every lane with work; what the cron job calls. */
+  sweep(): Promise<void>;
+  /**
+   * Stops taking webhooks and new jobs, lets jobs under way finish within
+   * `SHUTDOWN_GRACE_MS`, then closes the KV; the rest stays durable.
+   */
   close(): Promise<void>;
 }
 
+/** The largest number of attempts a message's job gets. */
+export const MAX_JOB_ATTEMPTS = 10;
+
 /**
- * Starts the webhook server and the queue worker on `kv`, which the bridge
- * then owns.
+ * Starts the webhook server and the job worker on `kv`, which the bridge
+ * then owns, and resumes whatever earlier runs left in KV.
  *
  * @example
  * ```ts
@@ -50,7 +56,7 @@ export function startBridge(
     chatId: config.aydChatId,
     fetch: deps.fetch,
   };
-  const jobs = createKvQueueJobs(kv);
+  const jobs = createJobs(kv, config.jobBackend);
   const sessions = createSessionStore(kv, {
     open: (phone, signal) => createAydSession(ayd, phone, { now: Date.now(), signal }),
   });
@@ -62,21 +68,30 @@ export function startBridge(
     fetch: deps.fetch,
     retry: deps.twilioRetry,
   });
-  const worker = createWorker({
+  const runner = createLaneRunner({
     kv,
-    sessions,
-    ask: (token, question, signal) => askAyd(ayd, token, question, signal),
-    sender,
     log,
-    maxSmsChars: config.maxSmsChars,
-    aydTimeoutMs: config.aydTimeoutMs,
+    schedule: jobs.schedule,
+    concurrency: config.workerConcurrency,
+    leaseMs: config.jobLeaseMs,
+    owner: crypto.randomUUID(),
+    handle: createConversationHandler({
+      kv,
+      sessions,
+      ask: (token, question, signal) => askAyd(ayd, token, question, signal),
+      sender,
+      log,
+      maxSmsChars: config.maxSmsChars,
+      aydTimeoutMs: config.aydTimeoutMs,
+      retry: {
+        budgetMs: config.jobRetryBudgetMs,
+        baseMs: config.jobRetryBaseMs,
+        capMs: Math.max(config.jobRetryBaseMs, 30_000),
+        maxAttempts: MAX_JOB_ATTEMPTS,
+      },
+    }),
   });
-  const running = new Set<Promise<void>>();
-  const listening = jobs.listen((messageSid) => {
-    const job = worker(messageSid).finally(() => running.delete(job));
-    running.add(job);
-    return job;
-  });
+  const listening = jobs.listen(runner.drain);
   const app = createApp({
     kv,
     jobs,
@@ -93,27 +108,21 @@ export function startBridge(
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   log.info("service.started", { url, job_backend: jobs.backend });
+  const sweep = () =>
+    runner.sweep().catch((error) => log.error("sweep.failed", { reason: describeError(error) }));
+  // Work that an earlier run (or a crash) left in KV starts again now.
+  sweep();
 
   return {
     url,
+    sweep,
     async close() {
       await server.shutdown();
-      // Jobs under way finish before KV closes; queued ones wait in KV.
-      const deadline = Date.now() + SHUTDOWN_GRACE_MS;
-      while (running.size > 0 && Date.now() < deadline) {
-        await settleWithin([...running], deadline - Date.now());
-      }
+      await runner.stop(config.shutdownGraceMs);
+      jobs.close();
       kv.close();
       await listening;
       log.info("service.stopped");
     },
   };
-}
-
-/** Waits for `promises` to settle, or `ms` at most. */
-async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-  await Promise.race([Promise.allSettled(promises), timeout]);
-  clearTimeout(timer);
 }

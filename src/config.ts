@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { chooseBackend, type JobBackend } from "./jobs.ts";
 import type { LogLevel } from "./log.ts";
 
 /** The bridge's settings, after defaults and validation. */
@@ -28,6 +29,16 @@ export interface Config {
   /** A KV file path, `:memory:`, or undefined for the platform's KV. */
   kvPath: string | undefined;
   logLevel: LogLevel;
+  jobBackend: JobBackend;
+  /** Lanes (numbers) answered at once by this process. */
+  workerConcurrency: number;
+  /** From acceptance, how long a failing message's job may keep retrying. */
+  jobRetryBudgetMs: number;
+  jobRetryBaseMs: number;
+  /** How long a worker's hold on a lane lasts without renewal. */
+  jobLeaseMs: number;
+  /** How long shutdown waits for jobs under way. */
+  shutdownGraceMs: number;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -126,6 +137,37 @@ const VARIABLES = {
     fallback: "info",
     hint: "one of debug, info, warn, error (default info)",
   },
+  JOB_BACKEND: {
+    schema: z.enum(["kv-queue", "outbox"]).optional(),
+    hint: "kv-queue or outbox (default: outbox on Deno Deploy, kv-queue elsewhere)",
+  },
+  WORKER_CONCURRENCY: {
+    schema: integer(1, 1_000),
+    fallback: "32",
+    hint: "how many numbers this process answers at once, 1–1000 (default 32)",
+  },
+  JOB_RETRY_BUDGET_MS: {
+    schema: integer(0, 86_400_000),
+    fallback: "120000",
+    hint:
+      "milliseconds after arrival during which a failing job is retried, 0–86400000 (default 120000)",
+  },
+  JOB_RETRY_BASE_MS: {
+    schema: integer(1, 600_000),
+    fallback: "1000",
+    hint: "milliseconds before a job's first retry, doubling after each, 1–600000 (default 1000)",
+  },
+  JOB_LEASE_MS: {
+    schema: integer(300, 600_000),
+    fallback: "30000",
+    hint:
+      "milliseconds a worker holds a number's lane without renewing it, 300–600000 (default 30000)",
+  },
+  SHUTDOWN_GRACE_MS: {
+    schema: integer(0, 600_000),
+    fallback: "10000",
+    hint: "milliseconds shutdown waits for jobs under way, 0–600000 (default 10000)",
+  },
 } satisfies Record<string, Variable>;
 
 type Name = keyof typeof VARIABLES;
@@ -181,6 +223,12 @@ export function loadConfig(
       maxSmsChars: values.MAX_SMS_CHARS as number,
       kvPath,
       logLevel: values.LOG_LEVEL as LogLevel,
+      jobBackend: chooseBackend(env),
+      workerConcurrency: values.WORKER_CONCURRENCY as number,
+      jobRetryBudgetMs: values.JOB_RETRY_BUDGET_MS as number,
+      jobRetryBaseMs: values.JOB_RETRY_BASE_MS as number,
+      jobLeaseMs: values.JOB_LEASE_MS as number,
+      shutdownGraceMs: values.SHUTDOWN_GRACE_MS as number,
     },
   };
 }

@@ -1,22 +1,21 @@
 /**
- * The worker: answers one inbound message by asking AYD in the sender's
- * conversation and replying on WhatsApp. Every failure ends in a message to
- * the user, worded as the Flask app worded it.
+ * Answering one message: ask AYD in the sender's conversation, then deliver
+ * the reply part by part. Progress is written to KV under the lane's lease
+ * at every step, so a restarted job neither asks again once it has the
+ * answer nor resends the parts that went out. Every failure ends in a message
+ * to the user, worded as the Flask app worded it.
  *
  * @module
  */
 import { type AydAnswer, AydError } from "./ayd.ts";
-import {
-  deadLetterKey,
-  type JobHandler,
-  MESSAGE_TTL_MS,
-  messageKey,
-  type MessageRecord,
-} from "./jobs.ts";
+import { type Backoff, backoffDelay } from "./backoff.ts";
+import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
+import { type Lease, queueKey } from "./lanes.ts";
 import { describeError, type Logger, maskPhone } from "./log.ts";
 import type { SessionStore } from "./sessions.ts";
-import type { WhatsAppSender } from "./twilio_client.ts";
+import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
 import { splitMessage } from "./whatsapp_format.ts";
+import type { Disposition, MessageHandler } from "./worker.ts";
 
 /** What users read when there is no answer to give. */
 export const REPLIES = {
@@ -28,15 +27,24 @@ export const REPLIES = {
   notText: "I can only answer questions sent as text. Please type your question.",
 } as const;
 
-/** A dead letter: a job that ended without answering its message. */
+/** A job that ended without answering its message. */
 export interface DeadLetter {
   messageSid: string;
+  phone: string;
   reason: string;
+  attempts: number;
   failedAt: number;
 }
 
-/** What the worker needs; all of it is passed in. */
-export interface WorkerDeps {
+/** How long and how often a message's job may be retried. */
+export interface JobRetry extends Backoff {
+  /** From acceptance; no retry starts after it. */
+  budgetMs: number;
+  maxAttempts: number;
+}
+
+/** What the handler needs; all of it is passed in. */
+export interface ConversationDeps {
   kv: Deno.Kv;
   sessions: SessionStore;
   ask: (token: string, question: string, signal: AbortSignal) => Promise<AydAnswer>;
@@ -44,66 +52,170 @@ export interface WorkerDeps {
   log: Logger;
   maxSmsChars: number;
   aydTimeoutMs: number;
+  retry: JobRetry;
   now?: () => number;
 }
 
 interface Reply {
   text: string;
-  outcome: "answered" | "empty" | "failed" | "not_text";
+  outcome: NonNullable<MessageRecord["outcome"]>;
   reason?: string;
+  /** A failure that may pass if tried again later. */
+  transient?: boolean;
 }
 
+/** The KV key of one part of a reply waiting to go out. */
+export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
+  "reply_parts",
+  sid,
+  index,
+];
+
 /**
- * Creates the job handler. A job whose message is already answered or failed
- * is skipped, so a redelivered job does not reply twice.
+ * Creates the handler for the message at the head of a lane.
  *
  * @example
  * ```ts
- * jobs.listen(createWorker({ kv, sessions, ask, sender, log, maxSmsChars: 1600, aydTimeoutMs: 60_000 }));
+ * const handle = createConversationHandler({ kv, sessions, ask, sender, log, maxSmsChars: 1600, aydTimeoutMs: 60_000, retry });
  * ```
  */
-export function createWorker(deps: WorkerDeps): JobHandler {
+export function createConversationHandler(deps: ConversationDeps): MessageHandler {
   const now = deps.now ?? Date.now;
-  return async (messageSid) => {
-    const record = (await deps.kv.get<MessageRecord>(messageKey(messageSid))).value;
-    if (!record) return deps.log.warn("job.missing", { message_sid: messageSid });
-    if (record.state !== "queued") {
-      return deps.log.info("job.skipped", { message_sid: messageSid, state: record.state });
-    }
-    const fields = { message_sid: messageSid, from: maskPhone(record.phone) };
-    deps.log.info("job.started", { ...fields, queued_ms: now() - record.receivedAt });
+  const { kv, log } = deps;
+
+  /** Saves `record` under the lease, with any extra mutations. */
+  const save = (lease: Lease, record: MessageRecord, extra = (op: Deno.AtomicOperation) => op) =>
+    lease.commit((op) =>
+      extra(op.set(messageKey(record.messageSid), record, { expireIn: MESSAGE_TTL_MS }))
+    );
+
+  /** A later attempt, if the budget allows one. */
+  function retryAt(record: MessageRecord): number | undefined {
+    if (record.attempt >= deps.retry.maxAttempts) return undefined;
+    const at = now() + backoffDelay(deps.retry, record.attempt);
+    return at <= record.receivedAt + deps.retry.budgetMs ? at : undefined;
+  }
+
+  async function postpone(lease: Lease, record: MessageRecord, at: number, reason: string) {
+    const next = { ...record, nextAttemptAt: at, lastError: reason };
+    if (!await save(lease, next)) return "lost";
+    log.warn("job.retry_scheduled", {
+      ...fieldsOf(record),
+      delay_ms: at - now(),
+      reason,
+    });
+    return { retryAt: at };
+  }
+
+  async function finish(
+    lease: Lease,
+    record: MessageRecord,
+    failure: string | undefined,
+  ): Promise<Disposition> {
+    const final: MessageRecord = {
+      ...record,
+      state: failure === undefined ? "answered" : "failed",
+      lastError: failure ?? record.lastError,
+    };
+    const saved = await save(lease, final, (op) => {
+      op.delete(queueKey(record.phone, record.receivedAt, record.messageSid));
+      for (let i = 0; i < (record.parts ?? 0); i++) op.delete(replyPartKey(record.messageSid, i));
+      if (failure === undefined) return op;
+      const letter: DeadLetter = {
+        messageSid: record.messageSid,
+        phone: record.phone,
+        reason: failure,
+        attempts: record.attempt,
+        failedAt: now(),
+      };
+      return op.set(deadLetterKey(record.messageSid), letter);
+    });
+    if (!saved) return "lost";
+    log.info("job.finished", {
+      ...fieldsOf(final),
+      state: final.state,
+      outcome: final.outcome,
+      reason: failure,
+    });
+    return "done";
+  }
+
+  async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+    const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
+    if (!await save(lease, record)) return "lost";
+    log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
     const reply = record.body.trim() === ""
       ? { text: REPLIES.notText, outcome: "not_text" as const }
-      : await ask(deps, record, fields);
-    let failure = reply.outcome === "failed" ? reply.reason : undefined;
-    try {
-      const parts = splitMessage(reply.text, deps.maxSmsChars);
-      for (const body of parts) await deps.sender.send({ to: record.phone, body });
-      deps.log.info("reply.sent", { ...fields, parts: parts.length, outcome: reply.outcome });
-    } catch (error) {
-      failure = describeError(error);
-      deps.log.error("reply.failed", { ...fields, reason: failure });
-      if (reply.outcome !== "failed") await apologize(deps, record.phone, fields);
+      : await askAyd(deps, record, fieldsOf(record));
+    if (reply.outcome === "failed" && reply.transient) {
+      const at = retryAt(record);
+      if (at !== undefined) {
+        return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
+      }
     }
+    const parts = splitMessage(reply.text, deps.maxSmsChars);
+    const replying: MessageRecord = {
+      ...record,
+      state: "replying",
+      parts: parts.length,
+      sentParts: 0,
+      outcome: reply.outcome,
+      lastError: reply.reason,
+    };
+    const saved = await save(lease, replying, (op) => {
+      parts.forEach((part, i) => op.set(replyPartKey(record.messageSid, i), part));
+      return op;
+    });
+    return saved ? replying : "lost";
+  }
 
-    const state = failure === undefined ? "answered" : "failed";
-    const atomic = deps.kv.atomic()
-      .set(messageKey(messageSid), { ...record, state }, { expireIn: MESSAGE_TTL_MS });
-    if (failure !== undefined) {
-      const letter: DeadLetter = { messageSid, reason: failure, failedAt: now() };
-      atomic.set(deadLetterKey(messageSid), letter);
+  async function deliver(lease: Lease, replying: MessageRecord): Promise<Disposition> {
+    const prefix = ["reply_parts", replying.messageSid];
+    const parts = (await Array.fromAsync(kv.list<string>({ prefix }))).map((e) => e.value);
+    let record = replying;
+    for (let index = record.sentParts ?? 0; index < parts.length; index++) {
+      if (!lease.held()) return "lost";
+      try {
+        await deps.sender.send({ to: record.phone, body: parts[index] });
+      } catch (error) {
+        const reason = describeError(error);
+        log.error("reply.failed", { ...fieldsOf(record), part: index + 1, reason });
+        const transient = error instanceof TwilioSendError && error.transient;
+        const at = transient ? retryAt(record) : undefined;
+        if (at !== undefined) {
+          return postpone(lease, { ...record, attempt: record.attempt + 1 }, at, reason);
+        }
+        if (record.outcome !== "failed") await apologize(deps, record);
+        return finish(lease, record, reason);
+      }
+      record = { ...record, sentParts: index + 1 };
+      if (!await save(lease, record)) return "lost";
     }
-    await atomic.commit();
-    deps.log.info("job.finished", { ...fields, state });
+    log.info("reply.sent", { ...fieldsOf(record), parts: parts.length, outcome: record.outcome });
+    return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
+  }
+
+  return async (record, lease) => {
+    if (record.state === "replying") return deliver(lease, record);
+    const asked = await ask(lease, record);
+    return typeof asked === "object" && "state" in asked ? deliver(lease, asked) : asked;
+  };
+}
+
+function fieldsOf(record: MessageRecord) {
+  return {
+    message_sid: record.messageSid,
+    from: maskPhone(record.phone),
+    attempt: record.attempt,
   };
 }
 
 /** Asks AYD within the time budget, renewing an expired session once. */
-async function ask(
-  deps: WorkerDeps,
+async function askAyd(
+  deps: ConversationDeps,
   record: MessageRecord,
-  fields: Record<string, string>,
+  fields: Record<string, string | number>,
 ): Promise<Reply> {
   const started = performance.now();
   const controller = new AbortController();
@@ -113,6 +225,7 @@ async function ask(
     text: error instanceof AydError && error.kind === "timeout" ? REPLIES.timeout : text,
     outcome: "failed",
     reason: describeError(error),
+    transient: isTransient(error),
   });
   const reply = await (async (): Promise<Reply> => {
     let session;
@@ -154,11 +267,18 @@ async function ask(
   return reply;
 }
 
+/** Timeouts, network trouble, 429 and 5xx may pass; other answers will not. */
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof AydError)) return false;
+  if (error.kind === "timeout" || error.kind === "network") return true;
+  return error.kind === "http" && (error.status === 429 || (error.status ?? 0) >= 500);
+}
+
 /** One last message so the user is never left in silence; best effort. */
-async function apologize(deps: WorkerDeps, phone: string, fields: Record<string, string>) {
+async function apologize(deps: ConversationDeps, record: MessageRecord) {
   try {
-    await deps.sender.send({ to: phone, body: REPLIES.failure });
+    await deps.sender.send({ to: record.phone, body: REPLIES.failure });
   } catch (error) {
-    deps.log.error("apology.failed", { ...fields, reason: describeError(error) });
+    deps.log.error("apology.failed", { ...fieldsOf(record), reason: describeError(error) });
   }
 }

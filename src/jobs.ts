@@ -1,34 +1,55 @@
 /**
- * The job pipeline between the webhook and the worker. An accepted message
- * is recorded and its job scheduled in one atomic KV commit, which also
- * refuses a `MessageSid` seen before, so Twilio's retries do nothing.
+ * How work reaches the worker. An accepted message is recorded, put in its
+ * sender's lane and (on `kv-queue`) announced, in one atomic KV commit that
+ * also refuses a `MessageSid` seen before. Two backends carry the
+ * announcements: `kv-queue` (`kv.enqueue` / `kv.listenQueue`) and `outbox`
+ * (in-process start plus a cron sweep) for Deno Deploy, which has no queues.
  *
  * @module
  */
+import { addToLane } from "./lanes.ts";
 import type { InboundMessage } from "./twilio_webhook.ts";
 
-/** An inbound message as kept in KV, with how far its job got. */
+/** The job backends. */
+export type JobBackend = "kv-queue" | "outbox";
+
+/** How far a message's job got. */
+export type MessageState = "queued" | "asking" | "replying" | "answered" | "failed";
+
+/** An inbound message as kept in KV, with its job's progress. */
 export interface MessageRecord extends InboundMessage {
-  state: "queued" | "answered" | "failed";
+  state: MessageState;
+  /** Attempts started so far. */
+  attempt: number;
+  /** Not before this time (Unix ms); 0 = now. */
+  nextAttemptAt: number;
+  /** Once the reply is known: how many parts it has, and how many went out. */
+  parts?: number;
+  sentParts?: number;
+  outcome?: "answered" | "empty" | "not_text" | "failed";
+  lastError?: string;
 }
 
-/** What the queue carries: a reference, so payloads stay far below 64 KiB. */
-export interface JobPayload {
-  kind: "inbound";
-  messageSid: string;
+/** What a queue message or a timer carries: which lane has work. */
+export interface LaneTrigger {
+  kind: "lane";
+  phone: string;
 }
 
-/** Runs one job; it settles its own failures and throws only when KV does. */
-export type JobHandler = (messageSid: string) => Promise<void>;
+/** Runs the lane of one number until it is empty, waiting, or not ours. */
+export type DrainLane = (phone: string) => Promise<void>;
 
-/** One small interface over the ways jobs can be carried. */
+/** One small interface over the two backends. */
 export interface Jobs {
-  /** `kv-queue` today; the Deno Deploy `outbox` backend plugs in here. */
-  readonly backend: "kv-queue";
+  readonly backend: JobBackend;
   /** Records the message and schedules its job, or says it was seen before. */
   submit(message: InboundMessage): Promise<"queued" | "duplicate">;
-  /** Runs `handler` for each job until the KV is closed. */
-  listen(handler: JobHandler): Promise<void>;
+  /** Delivers lane triggers to `drain` until {@linkcode Jobs.close}. */
+  listen(drain: DrainLane): Promise<void>;
+  /** Asks for the lane of `phone` to be drained after `delayMs`. */
+  schedule(phone: string, delayMs: number): Promise<void>;
+  /** Stops delivering triggers; what is pending stays in KV. */
+  close(): void;
 }
 
 /** How long a `MessageSid` is remembered, and so deduplicated. */
@@ -37,45 +58,111 @@ export const MESSAGE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 /** The KV key of an inbound message's record. */
 export const messageKey = (sid: string): Deno.KvKey => ["messages", sid];
 
-/** The KV key of a job that failed for good. */
+/** The KV key of a job that ended without an answer. */
 export const deadLetterKey = (sid: string): Deno.KvKey => ["dead_letters", sid];
 
+/** A fresh record for an accepted message. */
+export function newRecord(message: InboundMessage): MessageRecord {
+  return { ...message, state: "queued", attempt: 0, nextAttemptAt: 0 };
+}
+
 /**
- * The `kv-queue` backend: `kv.enqueue` and `kv.listenQueue`. A job KV could
- * not deliver after its retries lands in `["dead_letters", sid]`.
+ * Picks the backend: `JOB_BACKEND` when set, else `outbox` on Deno Deploy
+ * (`DENO_DEPLOY` set) and `kv-queue` elsewhere.
  *
  * @example
  * ```ts
- * const jobs = createKvQueueJobs(kv);
- * await jobs.submit(message); // "queued"
- * jobs.listen(async (sid) => console.log("answer", sid));
+ * chooseBackend({ DENO_DEPLOY: "1" }); // "outbox"
  * ```
  */
-export function createKvQueueJobs(kv: Deno.Kv): Jobs {
+export function chooseBackend(env: Record<string, string | undefined>): JobBackend {
+  const forced = env.JOB_BACKEND?.trim();
+  if (forced === "kv-queue" || forced === "outbox") return forced;
+  return env.DENO_DEPLOY ? "outbox" : "kv-queue";
+}
+
+/**
+ * Creates the chosen backend on `kv`.
+ *
+ * @example
+ * ```ts
+ * const jobs = createJobs(kv, "kv-queue");
+ * await jobs.submit(message); // "queued"
+ * ```
+ */
+export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
+  return backend === "kv-queue" ? kvQueueJobs(kv) : outboxJobs(kv);
+}
+
+/** The commit shared by both backends, before its optional announcement. */
+function accept(kv: Deno.Kv, message: InboundMessage): Deno.AtomicOperation {
+  const key = messageKey(message.messageSid);
+  return addToLane(
+    kv.atomic()
+      .check({ key, versionstamp: null })
+      .set(key, newRecord(message), { expireIn: MESSAGE_TTL_MS }),
+    message,
+  );
+}
+
+function kvQueueJobs(kv: Deno.Kv): Jobs {
+  const trigger = (phone: string): LaneTrigger => ({ kind: "lane", phone });
   return {
     backend: "kv-queue",
     async submit(message) {
-      const record: MessageRecord = { ...message, state: "queued" };
-      const payload: JobPayload = { kind: "inbound", messageSid: message.messageSid };
-      const result = await kv.atomic()
-        .check({ key: messageKey(message.messageSid), versionstamp: null })
-        .set(messageKey(message.messageSid), record, { expireIn: MESSAGE_TTL_MS })
-        .enqueue(payload, {
-          backoffSchedule: [1_000, 5_000, 30_000],
-          keysIfUndelivered: [deadLetterKey(message.messageSid)],
-        })
-        .commit();
+      const result = await accept(kv, message).enqueue(trigger(message.phone)).commit();
       return result.ok ? "queued" : "duplicate";
     },
-    listen(handler) {
+    listen(drain) {
       return kv.listenQueue(async (payload: unknown) => {
-        if (isJobPayload(payload)) await handler(payload.messageSid);
+        const lane = payload as LaneTrigger | null;
+        if (lane?.kind === "lane" && typeof lane.phone === "string") await drain(lane.phone);
       });
+    },
+    async schedule(phone, delayMs) {
+      await kv.enqueue(trigger(phone), { delay: Math.max(0, Math.round(delayMs)) });
+    },
+    close() {
+      // kv.close() ends listenQueue.
     },
   };
 }
 
-function isJobPayload(value: unknown): value is JobPayload {
-  const payload = value as JobPayload | null;
-  return payload?.kind === "inbound" && typeof payload.messageSid === "string";
+function outboxJobs(kv: Deno.Kv): Jobs {
+  let drain: DrainLane | undefined;
+  let stopped: () => void = () => {};
+  let closed = false;
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const start = (phone: string) => {
+    // The webhook does not wait: the record is durable and the sweep retries.
+    if (drain && !closed) drain(phone).catch(() => {});
+  };
+  return {
+    backend: "outbox",
+    async submit(message) {
+      const result = await accept(kv, message).commit();
+      if (!result.ok) return "duplicate";
+      start(message.phone);
+      return "queued";
+    },
+    listen(drainLane) {
+      drain = drainLane;
+      return new Promise<void>((resolve) => stopped = resolve);
+    },
+    schedule(phone, delayMs) {
+      if (closed) return Promise.resolve();
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        start(phone);
+      }, Math.max(0, delayMs));
+      timers.add(timer);
+      return Promise.resolve();
+    },
+    close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      stopped();
+    },
+  };
 }

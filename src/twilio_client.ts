@@ -6,6 +6,7 @@
  * @module
  */
 import type Twilio from "twilio";
+import { backoffDelay } from "./backoff.ts";
 import type RequestClient from "twilio/lib/base/RequestClient.d.ts";
 
 /** A WhatsApp message to send; `to` is `+E164`. */
@@ -31,6 +32,11 @@ export class TwilioSendError extends Error {
     readonly attempts: number,
   ) {
     super(message);
+  }
+
+  /** Worth trying again later: no answer, 429 or 5xx. */
+  get transient(): boolean {
+    return this.status === undefined || this.status === 429 || this.status >= 500;
   }
 }
 
@@ -106,17 +112,13 @@ export function createWhatsAppSender(options: {
               attempt,
             );
           }
-          await sleep(backoff(retry, attempt));
+          await sleep(
+            backoffDelay({ baseMs: retry.baseDelayMs, capMs: retry.maxDelayMs }, attempt),
+          );
         }
       }
     },
   };
-}
-
-/** Exponential backoff with full jitter, capped. */
-function backoff(policy: RetryPolicy, attempt: number): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  return ceiling / 2 + Math.random() * ceiling / 2;
 }
 
 /**

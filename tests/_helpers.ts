@@ -6,6 +6,7 @@
 import twilio from "twilio";
 import { type Bridge, startBridge } from "../src/bridge.ts";
 import { type Config, loadConfig } from "../src/config.ts";
+import type { JobBackend } from "../src/jobs.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
@@ -30,12 +31,16 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     PORT: "0",
     DENO_KV_PATH: ":memory:",
     LOG_LEVEL: "debug",
+    // Failures end at once unless a test gives the job a retry budget.
+    JOB_RETRY_BUDGET_MS: "0",
+    JOB_RETRY_BASE_MS: "20",
     ...overrides,
   };
 }
 
 export interface TestBridge extends AsyncDisposable {
   url: string;
+  bridge: Bridge;
   ayd: FakeAyd;
   twilio: FakeTwilio;
   kv: Deno.Kv;
@@ -103,6 +108,7 @@ export function postForm(
  */
 export async function startTestBridge(
   options: {
+    backend?: JobBackend;
     env?: Record<string, string>;
     signUrl?: string;
     ayd?: Partial<FakeAydOptions>;
@@ -113,6 +119,7 @@ export async function startTestBridge(
   const result = loadConfig(testEnv({
     AYD_BASE_URL: ayd.url,
     TWILIO_API_BASE_URL: fakeTwilio.url,
+    JOB_BACKEND: options.backend ?? "kv-queue",
     ...options.env,
   }));
   if (!result.ok) throw new Error(result.problems.join("\n"));
@@ -125,6 +132,7 @@ export async function startTestBridge(
   });
   return {
     url: bridge.url,
+    bridge,
     ayd,
     twilio: fakeTwilio,
     kv,
@@ -159,4 +167,12 @@ export async function waitFor(
 /** The parsed log lines with the given event name. */
 export function logEvents(logs: string[], event: string): Record<string, unknown>[] {
   return logs.map((line) => JSON.parse(line)).filter((entry) => entry.event === event);
+}
+
+/** Both job backends; the end-to-end suite runs under each. */
+export const BACKENDS: readonly JobBackend[] = ["kv-queue", "outbox"];
+
+/** Registers `fn` once per job backend, with the backend in the test's name. */
+export function testBothBackends(name: string, fn: (backend: JobBackend) => Promise<void>) {
+  for (const backend of BACKENDS) Deno.test(`${name} [${backend}]`, () => fn(backend));
 }

@@ -1,7 +1,7 @@
 /** Every kind of bad request to the webhook, over real HTTP. */
 import assert from "node:assert/strict";
 import { createApp } from "../src/app.ts";
-import { createKvQueueJobs } from "../src/jobs.ts";
+import { createJobs } from "../src/jobs.ts";
 import { silentLogger } from "../src/log.ts";
 import {
   ACCOUNT_SID,
@@ -156,12 +156,17 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
   await using t = await startTestBridge();
   const ok = await fetch(`${t.url}/health`);
   assert.equal(ok.status, 200);
-  assert.deepEqual(await ok.json(), { status: "ok", jobBackend: "kv-queue" });
+  assert.deepEqual(await ok.json(), {
+    status: "ok",
+    jobBackend: "kv-queue",
+    pendingJobs: 0,
+    deadLetters: 0,
+  });
 
   const kv = await Deno.openKv(":memory:");
   const app = createApp({
     kv,
-    jobs: createKvQueueJobs(kv),
+    jobs: createJobs(kv, "kv-queue"),
     log: silentLogger,
     twilioAccountSid: ACCOUNT_SID,
     twilioAuthToken: AUTH_TOKEN,
