@@ -17,7 +17,11 @@ export interface SentMessage {
   statusCallback?: string;
 }
 
-/** A scripted failure for one Messages.json request; `status: 0` drops the response body. */
+/**
+ * A scripted failure for one Messages.json request; `status: 0` drops the
+ * response body, `status: -1` holds the request unanswered until the client
+ * goes away or the fake closes (a send in flight when a process dies).
+ */
 export interface TwilioFailure {
   status: number;
   code: number;
@@ -136,6 +140,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const typing: TypingIndicator[] = [];
   const failures: TwilioFailure[] = [];
   const waiters = new Set<Waiter>();
+  const held = new Set<() => void>();
   let attempts = 0;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
 
@@ -169,6 +174,16 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     const failure = failures.shift();
     if (failure) {
       if (failure.status === 0) return droppedResponse();
+      if (failure.status === -1) {
+        return new Promise<Response>((resolve) => {
+          const release = () => {
+            held.delete(release);
+            resolve(twilioError(503, 20503, "Held request released"));
+          };
+          held.add(release);
+          req.signal.addEventListener("abort", release, { once: true });
+        });
+      }
       const headers: Record<string, string> = failure.retryAfter === undefined
         ? {}
         : { "retry-after": String(failure.retryAfter) };
@@ -272,6 +287,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
       });
     },
     async close() {
+      for (const release of [...held]) release();
       for (const w of waiters) {
         clearTimeout(w.timer);
         w.reject(new Error(`fake Twilio closed while waiting for messages to ${w.to}`));
