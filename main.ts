@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { dirname } from "node:path";
 import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
+import { kvOpenError, openKv } from "./src/kv.ts";
 import { createLogger } from "./src/log.ts";
 
 const result = loadConfig(Deno.env.toObject());
@@ -21,7 +21,10 @@ const log = createLogger({ level: config.logLevel });
 let bridge: Bridge | undefined;
 Deno.cron("sweep job lanes", "* * * * *", () => bridge?.sweep());
 
-const kv = await openKv(config.kvPath);
+const kv = await openKv(config.kvPath).catch((error) => {
+  console.error(kvOpenError(config.kvPath, error));
+  Deno.exit(1);
+});
 bridge = startBridge(config, { kv, log });
 
 let stopping = false;
@@ -35,20 +38,4 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     await closing?.close();
     Deno.exit(0);
   });
-}
-
-/** Opens the KV store, or stops with a plain message instead of a trace. */
-async function openKv(path: string | undefined): Promise<Deno.Kv> {
-  try {
-    if (path && path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true });
-    return await Deno.openKv(path);
-  } catch (error) {
-    console.error(
-      `Cannot open the Deno KV database at ${path ?? "the platform default"}: ${
-        (error as Error).message
-      }\n` +
-        "Set DENO_KV_PATH to a writable file path (or :memory:), then start again.",
-    );
-    Deno.exit(1);
-  }
 }

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { chooseBackend, type JobBackend } from "./jobs.ts";
+import { resolveKvLocation } from "./kv.ts";
 import type { LogLevel } from "./log.ts";
 
 /** The bridge's settings, after defaults and validation. */
@@ -26,7 +26,7 @@ export interface Config {
   host: string;
   port: number;
   maxSmsChars: number;
-  /** A KV file path, `:memory:`, or undefined for the platform's KV. */
+  /** A KV file path, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
   kvPath: string | undefined;
   logLevel: LogLevel;
   jobBackend: JobBackend;
@@ -172,13 +172,9 @@ const VARIABLES = {
 
 type Name = keyof typeof VARIABLES;
 
-/** The KV file used when `DENO_KV_PATH` is unset, inside the project folder. */
-export const DEFAULT_KV_PATH = new URL("../data/bridge.kv", import.meta.url);
-
 /**
  * Validates `env` (unset and empty values count as missing) and applies the
- * defaults. Off Deno Deploy an unset `DENO_KV_PATH` means
- * {@linkcode DEFAULT_KV_PATH}; on Deploy it means the platform's KV.
+ * defaults; where KV lives is decided by `resolveKvLocation`.
  *
  * @example
  * ```ts
@@ -204,8 +200,6 @@ export function loadConfig(
   }
   if (problems.length > 0) return { ok: false, problems };
 
-  const kvPath = values.DENO_KV_PATH as string | undefined ??
-    (env.DENO_DEPLOY ? undefined : fileURLToPath(DEFAULT_KV_PATH));
   return {
     ok: true,
     config: {
@@ -221,7 +215,7 @@ export function loadConfig(
       host: values.HOST as string,
       port: values.PORT as number,
       maxSmsChars: values.MAX_SMS_CHARS as number,
-      kvPath,
+      kvPath: resolveKvLocation(env),
       logLevel: values.LOG_LEVEL as LogLevel,
       jobBackend: chooseBackend(env),
       workerConcurrency: values.WORKER_CONCURRENCY as number,

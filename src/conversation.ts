@@ -128,7 +128,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         attempts: record.attempt,
         failedAt: now(),
       };
-      return op.set(deadLetterKey(record.messageSid), letter);
+      return op.set(deadLetterKey(record.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
     });
     if (!saved) return "lost";
     log.info("job.finished", {

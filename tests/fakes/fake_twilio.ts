@@ -19,8 +19,7 @@ export interface SentMessage {
 
 /**
  * A scripted failure for one Messages.json request; `status: 0` drops the
- * response body, `status: -1` holds the request unanswered until the client
- * goes away or the fake closes (a send in flight when a process dies).
+ * response body.
  */
 export interface TwilioFailure {
   status: number;
@@ -54,6 +53,8 @@ export interface FakeTwilio extends AsyncDisposable {
   readonly attempts: number;
   /** Queue failures (FIFO); each later authenticated Messages.json request consumes one. */
   failNext(...responses: TwilioFailure[]): void;
+  /** Leaves the `n`th Messages.json request (1-based) unanswered until close. */
+  holdAttempt(n: number): void;
   /** Resolves with the messages to `to` once at least `count` were accepted. */
   waitForMessages(to: string, count: number, timeoutMs?: number): Promise<SentMessage[]>;
   /** Rejects pending waits, clears timers and shuts the server down. */
@@ -142,6 +143,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const waiters = new Set<Waiter>();
   const held = new Set<() => void>();
   let attempts = 0;
+  let holdAttempt = 0;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
 
   function authenticated(req: Request): boolean {
@@ -171,19 +173,16 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     const form = new URLSearchParams(await req.text());
     if (!authenticated(req)) return unauthorized();
     if (sid !== opts.accountSid) return notFound(path);
+    if (attempts === holdAttempt) {
+      // A send in flight when the sender's process dies: never answered.
+      return new Promise<Response>((resolve) => {
+        const release = () => resolve(twilioError(503, 20503, "Held request released"));
+        held.add(release);
+      });
+    }
     const failure = failures.shift();
     if (failure) {
       if (failure.status === 0) return droppedResponse();
-      if (failure.status === -1) {
-        return new Promise<Response>((resolve) => {
-          const release = () => {
-            held.delete(release);
-            resolve(twilioError(503, 20503, "Held request released"));
-          };
-          held.add(release);
-          req.signal.addEventListener("abort", release, { once: true });
-        });
-      }
       const headers: Record<string, string> = failure.retryAfter === undefined
         ? {}
         : { "retry-after": String(failure.retryAfter) };
@@ -260,6 +259,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     typing,
     get attempts() {
       return attempts;
+    },
+    holdAttempt(n) {
+      holdAttempt = n;
     },
     failNext(...responses) {
       failures.push(...responses);

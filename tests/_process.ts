@@ -1,0 +1,77 @@
+/** `main.ts` as a child process, for restarts, signals and crashes. */
+import { fileURLToPath } from "node:url";
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+
+/** The command that runs `main.ts` with exactly `env`. */
+export function mainCommand(env: Record<string, string>): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", MAIN],
+    clearEnv: true,
+    env: {
+      ...env,
+      NO_COLOR: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** A running `main.ts`. */
+export interface MainProcess extends AsyncDisposable {
+  url: string;
+  /** Its stdout so far: JSON log lines. */
+  output(): string;
+  kill(signal: Deno.Signal): void;
+  /** Resolves with the exit code once the process ended and its output was read. */
+  exited: Promise<number>;
+}
+
+/** Starts `main.ts` and waits until it logs `service.started`. */
+export async function startMain(env: Record<string, string>): Promise<MainProcess> {
+  const child = mainCommand(env).spawn();
+  let output = "";
+  const { promise: started, resolve: announce } = Promise.withResolvers<string>();
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      output += chunk;
+      const url = /"event":"service\.started","url":"([^"]+)"/.exec(output)?.[1];
+      if (url) announce(url);
+    }
+  })();
+  const errors = new Response(child.stderr).text();
+  const exited = Promise.all([child.status, reading, errors]).then(([status]) => status.code);
+  const url = await Promise.race([
+    started,
+    exited.then(async (code) => {
+      throw new Error(`main.ts exited with ${code} before starting: ${await errors}`);
+    }),
+  ]);
+  return {
+    url,
+    output: () => output,
+    kill: (signal) => {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+    },
+    exited,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await exited;
+    },
+  };
+}
+
+/** A port that was free a moment ago, for a server restarted on the same URL. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
