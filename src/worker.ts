@@ -50,6 +50,7 @@ export function createLaneRunner(deps: {
   const { kv, log } = deps;
   const now = deps.now ?? Date.now;
   const active = new Map<string, Promise<void>>();
+  const rerun = new Set<string>();
   const waiting: (() => void)[] = [];
   let free = deps.concurrency;
   let stopping = false;
@@ -77,13 +78,14 @@ export function createLaneRunner(deps: {
       }
       let released = false;
       try {
-        while (!stopping) {
+        while (true) {
           const lane = await kv.get(laneKey(phone));
           const head = await headOfLane(kv, phone);
           if (!head) {
             if ((released = await lease.release(lane))) return;
             continue; // work arrived while we looked
           }
+          if (stopping) return; // what is left stays in KV for the next start
           const record = (await kv.get<MessageRecord>(messageKey(head.messageSid))).value;
           if (!record || record.state === "answered" || record.state === "failed") {
             await lease.commit((op) => op.delete(head.key));
@@ -114,10 +116,17 @@ export function createLaneRunner(deps: {
 
   function drain(phone: string): Promise<void> {
     if (stopping) return Promise.resolve();
-    // A lane running here sees new work before it lets go (see lanes.ts).
     const running = active.get(phone);
-    if (running) return running;
-    const run = runLane(phone).finally(() => active.delete(phone));
+    if (running) {
+      // The run may be past its last look (e.g. a due retry firing while it
+      // lets go of the lane): run again once it ends.
+      rerun.add(phone);
+      return running;
+    }
+    const run = runLane(phone).finally(() => {
+      active.delete(phone);
+      if (rerun.delete(phone)) drain(phone);
+    });
     active.set(phone, run);
     return run;
   }

@@ -38,18 +38,26 @@ export async function startMain(env: Record<string, string>): Promise<MainProces
   const reading = (async () => {
     for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
       output += chunk;
+      if (Deno.env.get("ECHO_MAIN")) Deno.stderr.writeSync(new TextEncoder().encode(chunk));
       const url = /"event":"service\.started","url":"([^"]+)"/.exec(output)?.[1];
       if (url) announce(url);
     }
   })();
   const errors = new Response(child.stderr).text();
   const exited = Promise.all([child.status, reading, errors]).then(([status]) => status.code);
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const url = await Promise.race([
     started,
     exited.then(async (code) => {
       throw new Error(`main.ts exited with ${code} before starting: ${await errors}`);
     }),
-  ]);
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`main.ts did not start within 30 s; it wrote: ${output}`));
+      }, 30_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
   return {
     url,
     output: () => output,

@@ -201,3 +201,34 @@ Deno.test("runner - different numbers run concurrently up to the bound", async (
   assert.deepEqual(await Array.fromAsync(pendingLanes(kv)), []);
   await runner.stop(100);
 });
+
+Deno.test("runner - a trigger that fires while a run lets go of its lane is not lost", async () => {
+  using kv = await Deno.openKv(":memory:");
+  await arrive(kv, "SM1", 1000);
+  let calls = 0;
+  const runner: ReturnType<typeof createLaneRunner> = createLaneRunner({
+    kv,
+    handle: async (record, lease) => {
+      if (++calls === 1) return { retryAt: Date.now() }; // due at once
+      await lease.commit((op) =>
+        op.delete(["queue", record.phone, record.receivedAt, record.messageSid])
+      );
+      return "done";
+    },
+    // The retry fires before the first run has released the lease.
+    schedule: (phone) => {
+      runner.drain(phone);
+      return Promise.resolve();
+    },
+    concurrency: 2,
+    leaseMs: 5_000,
+    owner: "a",
+    log: silentLogger,
+  });
+  await runner.drain(PHONE);
+  const deadline = Date.now() + 5_000;
+  while (calls < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await runner.stop(1_000);
+  assert.equal(calls, 2, "the message was handled again without waiting for a sweep");
+  assert.equal(await headOfLane(kv, PHONE), undefined);
+});

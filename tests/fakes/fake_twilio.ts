@@ -53,6 +53,8 @@ export interface FakeTwilio extends AsyncDisposable {
   readonly attempts: number;
   /** Queue failures (FIFO); each later authenticated Messages.json request consumes one. */
   failNext(...responses: TwilioFailure[]): void;
+  /** Asks `pick` for a failure on every request the `failNext` queue leaves alone. */
+  faults(pick: (() => TwilioFailure | undefined) | null): void;
   /** Leaves the `n`th Messages.json request (1-based) unanswered until close. */
   holdAttempt(n: number): void;
   /** Resolves with the messages to `to` once at least `count` were accepted. */
@@ -144,6 +146,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const held = new Set<() => void>();
   let attempts = 0;
   let holdAttempt = 0;
+  let randomFault: (() => TwilioFailure | undefined) | null = null;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
 
   function authenticated(req: Request): boolean {
@@ -180,7 +183,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
         held.add(release);
       });
     }
-    const failure = failures.shift();
+    const failure = failures.shift() ?? randomFault?.();
     if (failure) {
       if (failure.status === 0) return droppedResponse();
       const headers: Record<string, string> = failure.retryAfter === undefined
@@ -259,6 +262,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     typing,
     get attempts() {
       return attempts;
+    },
+    faults(pick) {
+      randomFault = pick;
     },
     holdAttempt(n) {
       holdAttempt = n;
