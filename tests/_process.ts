@@ -30,8 +30,11 @@ export interface MainProcess extends AsyncDisposable {
   exited: Promise<number>;
 }
 
-/** Starts `main.ts` and waits until it logs `service.started`. */
+/** Starts `main.ts` and waits until it logs `service.started` (an info line). */
 export async function startMain(env: Record<string, string>): Promise<MainProcess> {
+  if (env.LOG_LEVEL === "warn" || env.LOG_LEVEL === "error") {
+    throw new Error("startMain reads the service.started line: LOG_LEVEL must be info or debug");
+  }
   const child = mainCommand(env).spawn();
   let output = "";
   const { promise: started, resolve: announce } = Promise.withResolvers<string>();
