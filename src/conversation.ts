@@ -141,6 +141,11 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
   }
 
   async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+    if (queued.state === "asking" && queued.attempt >= deps.retry.maxAttempts) {
+      // Interrupted that often, the message itself may be what kills the process.
+      await apologize(deps, queued);
+      return finish(lease, { ...queued, outcome: "failed" }, "interrupted too many times");
+    }
     const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
     if (!await save(lease, record)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
@@ -154,7 +159,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
       }
     }
-    const parts = splitMessage(reply.text, deps.maxSmsChars);
+    const parts = limitParts(splitMessage(reply.text, deps.maxSmsChars), deps.maxSmsChars);
     const replying: MessageRecord = {
       ...record,
       state: "replying",
@@ -201,6 +206,22 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const asked = await ask(lease, record);
     return typeof asked === "object" && "state" in asked ? deliver(lease, asked) : asked;
   };
+}
+
+/** More parts than a person reads on a phone; also keeps one KV commit small. */
+export const MAX_REPLY_PARTS = 20;
+const CUT_NOTE = "\n\n… (answer cut: too long for WhatsApp)";
+
+/** Keeps the first {@linkcode MAX_REPLY_PARTS} parts, saying so in the last. */
+function limitParts(parts: string[], maxChars: number): string[] {
+  if (parts.length <= MAX_REPLY_PARTS) return parts;
+  const kept = parts.slice(0, MAX_REPLY_PARTS);
+  if (maxChars > 2 * CUT_NOTE.length) {
+    const room = maxChars - CUT_NOTE.length;
+    kept[MAX_REPLY_PARTS - 1] = splitMessage(kept[MAX_REPLY_PARTS - 1], room)[0].trimEnd() +
+      CUT_NOTE;
+  }
+  return kept;
 }
 
 function fieldsOf(record: MessageRecord) {

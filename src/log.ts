@@ -84,8 +84,9 @@ export function maskPhone(phone: string): string {
 }
 
 /**
- * A short, log-safe description of an error. Query strings are cut from any
- * URL it mentions, since AYD's one-time login codes travel in them.
+ * A short (at most 300 characters), log-safe description of an error. Query
+ * strings are cut from any URL it mentions, since AYD's one-time login codes
+ * travel in them.
  *
  * @example
  * ```ts
@@ -97,5 +98,6 @@ export function describeError(error: unknown): string {
   const text = error instanceof Error
     ? (error.name === "Error" ? error.message : `${error.name}: ${error.message}`)
     : String(error);
-  return text.replace(/\?[^\s)"']*/g, "?…");
+  const safe = text.replace(/\?[^\s)"']*/g, "?…");
+  return safe.length > 300 ? safe.slice(0, 299) + "…" : safe;
 }

@@ -71,7 +71,7 @@ testBothBackends(
       twilioReset: 0,
     };
     /** Once the killed process is gone; every ask before it came from that process. */
-  let deadAt = Infinity;
+    let deadAt = Infinity;
     /** When each ask that got a whole answer started, per question. */
     const answeredAsks = new Map<string, number[]>();
 

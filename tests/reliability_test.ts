@@ -214,3 +214,49 @@ testBothBackends(
     assert.equal((await saved()).attempt, 2, "the interrupted attempt counts");
   },
 );
+
+testBothBackends("limits - an endless answer is cut at 20 parts, and says so", async (backend) => {
+  await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "200" } });
+  t.ayd.onAsk(() => ({ kind: "answer", text: "Row of results. ".repeat(2_000), chunkBytes: 4096 }));
+  await t.sendWhatsApp();
+  const replies = await t.twilio.waitForMessages(ALICE, 20);
+  await waitFor(
+    async () => (await Array.fromAsync(t.kv.list({ prefix: ["queue"] }))).length === 0,
+    "the job to end",
+  );
+  assert.equal(t.twilio.messages.length, 20);
+  for (const reply of replies) assert.ok(reply.body.length <= 200);
+  assert.match(replies[19].body, /… \(answer cut: too long for WhatsApp\)$/);
+});
+
+testBothBackends(
+  "limits - a message whose job keeps dying is given up with an apology",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    const message = {
+      messageSid: "SM" + "4".repeat(32),
+      phone: "+15551234567",
+      body: "the question that crashes the process",
+      numMedia: 0,
+      receivedAt: Date.now(),
+    };
+    await addToLane(
+      t.kv.atomic().set(messageKey(message.messageSid), {
+        ...newRecord(message),
+        state: "asking",
+        attempt: 10,
+      }),
+      message,
+    ).commit();
+    await t.bridge.sweep();
+    const [reply] = await t.twilio.waitForMessages(ALICE, 1);
+    assert.equal(reply.body, REPLIES.failure);
+    assert.equal(t.ayd.asks.length, 0);
+    await waitFor(
+      async () => (await t.kv.get(deadLetterKey(message.messageSid))).value !== null,
+      "dead letter",
+    );
+    const letter = (await t.kv.get<DeadLetter>(deadLetterKey(message.messageSid))).value!;
+    assert.equal(letter.reason, "interrupted too many times");
+  },
+);
