@@ -169,7 +169,8 @@ export async function askAyd(
       if (event?.isText && typeof event.content === "string") {
         answer.text += event.content;
       } else if (event?.isImage && typeof event.url === "string") {
-        answer.imageUrls.push(event.url);
+        const url = chartUrl(event.url, options.baseUrl);
+        if (url) answer.imageUrls.push(url);
       }
     },
   });
@@ -182,6 +183,16 @@ export async function askAyd(
   // AYD ends by closing the connection; a last event may lack its blank line.
   parser.feed(decoder.decode() + "\n\n");
   return answer;
+}
+
+/** A chart's absolute http(s) URL (Twilio fetches it), or undefined. */
+function chartUrl(raw: string, baseUrl: string): string | undefined {
+  try {
+    const url = new URL(raw, baseUrl);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function parseEvent(data: string): Record<string, unknown> | undefined {

@@ -83,6 +83,7 @@ export function startBridge(
       log,
       maxSmsChars: config.maxSmsChars,
       aydTimeoutMs: config.aydTimeoutMs,
+      typingIndicator: config.typingIndicator,
       retry: {
         budgetMs: config.jobRetryBudgetMs,
         baseMs: config.jobRetryBaseMs,

@@ -39,6 +39,8 @@ export interface Config {
   jobLeaseMs: number;
   /** How long shutdown waits for jobs under way. */
   shutdownGraceMs: number;
+  /** Show WhatsApp's "typing…" while an answer is prepared. */
+  typingIndicator: boolean;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -168,6 +170,13 @@ const VARIABLES = {
     fallback: "10000",
     hint: "milliseconds shutdown waits for jobs under way, 0–600000 (default 10000)",
   },
+  TYPING_INDICATOR: {
+    schema: z.string().transform((v) => v.toLowerCase()).pipe(
+      z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]),
+    ).transform((v) => ["true", "1", "yes", "on"].includes(v)),
+    fallback: "true",
+    hint: 'true or false: show "typing…" while an answer is prepared (default true)',
+  },
 } satisfies Record<string, Variable>;
 
 type Name = keyof typeof VARIABLES;
@@ -223,6 +232,7 @@ export function loadConfig(
       jobRetryBaseMs: values.JOB_RETRY_BASE_MS as number,
       jobLeaseMs: values.JOB_LEASE_MS as number,
       shutdownGraceMs: values.SHUTDOWN_GRACE_MS as number,
+      typingIndicator: values.TYPING_INDICATOR as boolean,
     },
   };
 }

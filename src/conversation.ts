@@ -7,25 +7,14 @@
  *
  * @module
  */
-import { type AydAnswer, AydError } from "./ayd.ts";
+import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
 import { type Backoff, backoffDelay } from "./backoff.ts";
 import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { type Lease, queueKey } from "./lanes.ts";
 import { describeError, type Logger, maskPhone } from "./log.ts";
-import type { SessionStore } from "./sessions.ts";
 import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
 import { splitMessage } from "./whatsapp_format.ts";
 import type { Disposition, MessageHandler } from "./worker.ts";
-
-/** What users read when there is no answer to give. */
-export const REPLIES = {
-  empty: "I processed your request but have no specific response to share.",
-  noSession: "Sorry, I couldn't establish a conversation session. Please try again.",
-  renewalFailed: "Sorry, I'm having trouble maintaining our conversation. Please try again.",
-  timeout: "Sorry, the request took too long. Please try again.",
-  failure: "Sorry, something went wrong. Please try again.",
-  notText: "I can only answer questions sent as text. Please type your question.",
-} as const;
 
 /** A job that ended without answering its message. */
 export interface DeadLetter {
@@ -44,24 +33,20 @@ export interface JobRetry extends Backoff {
 }
 
 /** What the handler needs; all of it is passed in. */
-export interface ConversationDeps {
+export interface ConversationDeps extends AnswerDeps {
   kv: Deno.Kv;
-  sessions: SessionStore;
-  ask: (token: string, question: string, signal: AbortSignal) => Promise<AydAnswer>;
   sender: WhatsAppSender;
-  log: Logger;
   maxSmsChars: number;
-  aydTimeoutMs: number;
   retry: JobRetry;
+  /** Show "typing…" while the answer is prepared. */
+  typingIndicator: boolean;
   now?: () => number;
 }
 
-interface Reply {
-  text: string;
-  outcome: NonNullable<MessageRecord["outcome"]>;
-  reason?: string;
-  /** A failure that may pass if tried again later. */
-  transient?: boolean;
+/** A message to send: text, or one chart. */
+export interface ReplyPart {
+  body?: string;
+  mediaUrl?: string;
 }
 
 /** The KV key of one part of a reply waiting to go out. */
@@ -150,16 +135,19 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     if (!await save(lease, record)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
-    const reply = record.body.trim() === ""
-      ? { text: REPLIES.notText, outcome: "not_text" as const }
-      : await askAyd(deps, record, fieldsOf(record));
+    const stopTyping = showTyping(deps, record);
+    const reply = await composeReply(deps, record, fieldsOf(record)).finally(stopTyping);
     if (reply.outcome === "failed" && reply.transient) {
       const at = retryAt(record);
       if (at !== undefined) {
         return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
       }
     }
-    const parts = limitParts(splitMessage(reply.text, deps.maxSmsChars), deps.maxSmsChars);
+    const parts: ReplyPart[] = [
+      ...limitParts(splitMessage(reply.text, deps.maxSmsChars), deps.maxSmsChars)
+        .map((body) => ({ body })),
+      ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
+    ];
     const replying: MessageRecord = {
       ...record,
       state: "replying",
@@ -177,12 +165,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
 
   async function deliver(lease: Lease, replying: MessageRecord): Promise<Disposition> {
     const prefix = ["reply_parts", replying.messageSid];
-    const parts = (await Array.fromAsync(kv.list<string>({ prefix }))).map((e) => e.value);
+    const parts = (await Array.fromAsync(kv.list<ReplyPart>({ prefix }))).map((e) => e.value);
     let record = replying;
     for (let index = record.sentParts ?? 0; index < parts.length; index++) {
       if (!lease.held()) return "lost";
       try {
-        await deps.sender.send({ to: record.phone, body: parts[index] });
+        const { body, mediaUrl } = parts[index];
+        await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
       } catch (error) {
         const reason = describeError(error);
         log.error("reply.failed", { ...fieldsOf(record), part: index + 1, reason });
@@ -232,68 +221,22 @@ function fieldsOf(record: MessageRecord) {
   };
 }
 
-/** Asks AYD within the time budget, renewing an expired session once. */
-async function askAyd(
-  deps: ConversationDeps,
-  record: MessageRecord,
-  fields: Record<string, string | number>,
-): Promise<Reply> {
-  const started = performance.now();
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), deps.aydTimeoutMs);
-  const { signal } = controller;
-  const fail = (error: unknown, text: string): Reply => ({
-    text: error instanceof AydError && error.kind === "timeout" ? REPLIES.timeout : text,
-    outcome: "failed",
-    reason: describeError(error),
-    transient: isTransient(error),
-  });
-  const reply = await (async (): Promise<Reply> => {
-    let session;
-    try {
-      session = await deps.sessions.getOrCreate(record.phone, signal);
-    } catch (error) {
-      return fail(error, REPLIES.noSession);
-    }
-    let answer: AydAnswer;
-    try {
-      deps.log.info("ask.started", fields);
-      answer = await deps.ask(session.token, record.body, signal);
-    } catch (error) {
-      if (!(error instanceof AydError && error.kind === "unauthorized")) {
-        return fail(error, REPLIES.failure);
-      }
-      deps.log.info("session.renewing", fields);
-      try {
-        session = await deps.sessions.renew(record.phone, session.token, signal);
-      } catch (renewError) {
-        return fail(renewError, REPLIES.renewalFailed);
-      }
-      try {
-        answer = await deps.ask(session.token, record.body, signal);
-      } catch (retryError) {
-        const refusedAgain = retryError instanceof AydError && retryError.kind === "unauthorized";
-        return fail(retryError, refusedAgain ? REPLIES.renewalFailed : REPLIES.failure);
-      }
-    }
-    const text = answer.text.trim();
-    return text === "" ? { text: REPLIES.empty, outcome: "empty" } : { text, outcome: "answered" };
-  })().finally(() => clearTimeout(timer));
-  deps.log.info("ask.finished", {
-    ...fields,
-    outcome: reply.outcome,
-    duration_ms: Math.round(performance.now() - started),
-    reason: reply.reason,
-  });
-  return reply;
+/**
+ * Shows "typing…" under the inbound message now and every 20 s (it lasts
+ * 25 s) until stopped; failures are logged and otherwise ignored.
+ */
+function showTyping(deps: ConversationDeps, record: MessageRecord): () => void {
+  if (!deps.typingIndicator) return () => {};
+  const tick = () =>
+    deps.sender.typing(record.messageSid).catch((error) =>
+      deps.log.warn("typing.failed", { ...fieldsOf(record), reason: describeError(error) })
+    );
+  tick();
+  const timer = setInterval(tick, TYPING_REFRESH_MS);
+  return () => clearInterval(timer);
 }
 
-/** Timeouts, network trouble, 429 and 5xx may pass; other answers will not. */
-function isTransient(error: unknown): boolean {
-  if (!(error instanceof AydError)) return false;
-  if (error.kind === "timeout" || error.kind === "network") return true;
-  return error.kind === "http" && (error.status === 429 || (error.status ?? 0) >= 500);
-}
+const TYPING_REFRESH_MS = 20_000;
 
 /** One last message so the user is never left in silence; best effort. */
 async function apologize(deps: ConversationDeps, record: MessageRecord) {

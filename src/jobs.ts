@@ -26,7 +26,7 @@ export interface MessageRecord extends InboundMessage {
   /** Once the reply is known: how many parts it has, and how many went out. */
   parts?: number;
   sentParts?: number;
-  outcome?: "answered" | "empty" | "not_text" | "failed";
+  outcome?: "answered" | "empty" | "not_text" | "command" | "failed";
   lastError?: string;
 }
 

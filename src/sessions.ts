@@ -32,6 +32,8 @@ export interface SessionStore {
     refusedToken: string,
     signal?: AbortSignal,
   ): Promise<AydSession>;
+  /** Forgets the session of `phone`; its next question opens a new one. */
+  drop(phone: string): Promise<void>;
 }
 
 /** The KV key of a phone number's session. */
@@ -99,6 +101,9 @@ export function createSessionStore(
         }
         return replace(phone, entry, signal);
       });
+    },
+    async drop(phone) {
+      await kv.delete(sessionKey(phone));
     },
   };
 }

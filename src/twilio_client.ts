@@ -20,6 +20,11 @@ export interface OutboundMessage {
 export interface WhatsAppSender {
   /** Resolves with the Message SID; rejects with {@linkcode TwilioSendError}. */
   send(message: OutboundMessage): Promise<string>;
+  /**
+   * Shows "typing…" under the inbound message `messageSid` (and marks it
+   * read) for up to 25 s; Twilio's public beta. Rejects when Twilio refuses.
+   */
+  typing(messageSid: string): Promise<void>;
 }
 
 /** A send that failed for good; `code` is Twilio's error code when known. */
@@ -55,6 +60,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
 };
 
 const REQUEST_TIMEOUT_MS = 15_000;
+const TYPING_URL = "https://messaging.twilio.com/v2/Indicators/Typing.json";
 
 /**
  * Creates a sender from `whatsapp:` + `fromNumber`. The `twilio` package is
@@ -101,21 +107,35 @@ export function createWhatsAppSender(options: {
           return sent.sid;
         } catch (error) {
           const { status, code } = error as { status?: number; code?: number };
-          const transient = status === undefined || status === 429 || status >= 500;
-          if (!transient || attempt >= retry.attempts) {
-            throw new TwilioSendError(
-              status === undefined
-                ? `Twilio unreachable: ${(error as Error).message}`
-                : `Twilio answered ${status}${code ? ` (error ${code})` : ""}`,
-              status,
-              code,
-              attempt,
-            );
-          }
+          const failure = new TwilioSendError(
+            status === undefined
+              ? `Twilio unreachable: ${(error as Error).message}`
+              : `Twilio answered ${status}${code ? ` (error ${code})` : ""}`,
+            status,
+            code,
+            attempt,
+          );
+          if (!failure.transient || attempt >= retry.attempts) throw failure;
           await sleep(
             backoffDelay({ baseMs: retry.baseDelayMs, capMs: retry.maxDelayMs }, attempt),
           );
         }
+      }
+    },
+    async typing(messageSid) {
+      const api = await twilioClient();
+      const response = await api.request({
+        method: "post",
+        uri: TYPING_URL,
+        data: { messageId: messageSid, channel: "whatsapp" },
+      });
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        throw new TwilioSendError(
+          `typing indicator answered ${response.statusCode}`,
+          response.statusCode,
+          undefined,
+          1,
+        );
       }
     },
   };

@@ -1,7 +1,7 @@
 /** Dead letters: what lands there, and `deno task dead-letters`. */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { REPLIES } from "../src/conversation.ts";
+import { REPLIES } from "../src/answer.ts";
 import { listDeadLetters, retryDeadLetter } from "../src/dead_letters.ts";
 import { deadLetterKey, messageKey } from "../src/jobs.ts";
 import { startTestBridge, testBothBackends, waitFor } from "./_helpers.ts";

@@ -3,7 +3,7 @@
  * SSE stream → fake Twilio's Messages API.
  */
 import assert from "node:assert/strict";
-import { REPLIES } from "../src/conversation.ts";
+import { REPLIES } from "../src/answer.ts";
 import { sessionKey } from "../src/sessions.ts";
 import { EMPTY_TWIML } from "../src/twilio_webhook.ts";
 import { FROM_NUMBER, logEvents, startTestBridge, testBothBackends, waitFor } from "./_helpers.ts";

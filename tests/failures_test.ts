@@ -1,6 +1,7 @@
 /** What the WhatsApp user receives when AYD or Twilio fail. */
 import assert from "node:assert/strict";
-import { type DeadLetter, REPLIES } from "../src/conversation.ts";
+import { REPLIES } from "../src/answer.ts";
+import type { DeadLetter } from "../src/conversation.ts";
 import { deadLetterKey, messageKey, type MessageRecord } from "../src/jobs.ts";
 import { startTestBridge, testBothBackends, waitFor } from "./_helpers.ts";
 

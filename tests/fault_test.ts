@@ -5,7 +5,7 @@
  * with `FAULT_SEED=<seed> deno task test`.
  */
 import assert from "node:assert/strict";
-import { REPLIES } from "../src/conversation.ts";
+import { REPLIES } from "../src/answer.ts";
 import { startFakeAyd } from "./fakes/fake_ayd.ts";
 import { startFakeTwilio } from "./fakes/fake_twilio.ts";
 import {

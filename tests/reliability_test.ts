@@ -3,7 +3,8 @@
  * backends.
  */
 import assert from "node:assert/strict";
-import { type DeadLetter, REPLIES, replyPartKey } from "../src/conversation.ts";
+import { REPLIES } from "../src/answer.ts";
+import { type DeadLetter, replyPartKey } from "../src/conversation.ts";
 import { deadLetterKey, messageKey, type MessageRecord, newRecord } from "../src/jobs.ts";
 import { addToLane, laneKey, leaseKey } from "../src/lanes.ts";
 import { logEvents, startTestBridge, testBothBackends, waitFor } from "./_helpers.ts";
@@ -172,7 +173,9 @@ testBothBackends(
     };
     const op = t.kv.atomic().set(messageKey(message.messageSid), record)
       .set(leaseKey(message.phone), { owner: "dead-process", until: now - 1 });
-    for (let i = 0; i < 4; i++) op.set(replyPartKey(message.messageSid, i), `part ${i + 1}`);
+    for (let i = 0; i < 4; i++) {
+      op.set(replyPartKey(message.messageSid, i), { body: `part ${i + 1}` });
+    }
     await addToLane(op, message).commit();
 
     await t.bridge.sweep();

@@ -55,6 +55,8 @@ export interface FakeTwilio extends AsyncDisposable {
   failNext(...responses: TwilioFailure[]): void;
   /** Asks `pick` for a failure on every request the `failNext` queue leaves alone. */
   faults(pick: (() => TwilioFailure | undefined) | null): void;
+  /** Makes the typing endpoint answer `status` (0 = succeed again). */
+  failTyping(status: number): void;
   /** Leaves the `n`th Messages.json request (1-based) unanswered until close. */
   holdAttempt(n: number): void;
   /** Resolves with the messages to `to` once at least `count` were accepted. */
@@ -146,6 +148,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const held = new Set<() => void>();
   let attempts = 0;
   let holdAttempt = 0;
+  let typingFailure = 0;
   let randomFault: (() => TwilioFailure | undefined) | null = null;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
 
@@ -230,6 +233,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     if (channel !== "whatsapp") {
       return twilioError(400, 20001, "Invalid channel, expected whatsapp");
     }
+    if (typingFailure) return twilioError(typingFailure, 20001, "Typing indicator refused");
     typing.push({ messageId, channel });
     return new Response(JSON.stringify({ success: true }), {
       headers: { "content-type": "application/json" },
@@ -265,6 +269,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     },
     faults(pick) {
       randomFault = pick;
+    },
+    failTyping(status) {
+      typingFailure = status;
     },
     holdAttempt(n) {
       holdAttempt = n;

@@ -1,0 +1,127 @@
+/**
+ * What a message gets back: AYD's answer in the sender's conversation, a
+ * command's reply, or a note that only text is understood. Failures become
+ * the Flask app's user-facing texts, marked transient when a retry may help.
+ *
+ * @module
+ */
+import { type AydAnswer, AydError } from "./ayd.ts";
+import { COMMAND_REPLIES, parseCommand } from "./commands.ts";
+import type { MessageRecord } from "./jobs.ts";
+import { describeError, type Logger } from "./log.ts";
+import type { SessionStore } from "./sessions.ts";
+
+/** What users read when there is no answer to give. */
+export const REPLIES = {
+  empty: "I processed your request but have no specific response to share.",
+  noSession: "Sorry, I couldn't establish a conversation session. Please try again.",
+  renewalFailed: "Sorry, I'm having trouble maintaining our conversation. Please try again.",
+  timeout: "Sorry, the request took too long. Please try again.",
+  failure: "Sorry, something went wrong. Please try again.",
+  notText:
+    "I can only read text messages, not photos, voice notes, stickers, locations or contacts. " +
+    'Please type your question, for example: "How many orders shipped late last week?"',
+} as const;
+
+/** A reply to send, and how it came about. */
+export interface Reply {
+  text: string;
+  outcome: NonNullable<MessageRecord["outcome"]>;
+  /** Charts AYD drew, sent as media after the text. */
+  imageUrls?: string[];
+  reason?: string;
+  /** A failure that may pass if tried again later. */
+  transient?: boolean;
+}
+
+/** What answering needs. */
+export interface AnswerDeps {
+  sessions: SessionStore;
+  ask: (token: string, question: string, signal: AbortSignal) => Promise<AydAnswer>;
+  log: Logger;
+  aydTimeoutMs: number;
+}
+
+/**
+ * The reply to one message.
+ *
+ * @example
+ * ```ts
+ * const reply = await composeReply(deps, record, { message_sid: record.messageSid });
+ * ```
+ */
+export async function composeReply(
+  deps: AnswerDeps,
+  record: MessageRecord,
+  fields: Record<string, string | number>,
+): Promise<Reply> {
+  if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
+  const command = parseCommand(record.body);
+  if (command === "reset") await deps.sessions.drop(record.phone);
+  if (command) return { text: COMMAND_REPLIES[command], outcome: "command" };
+  return await askAyd(deps, record, fields);
+}
+
+/** Asks AYD within the time budget, renewing an expired session once. */
+async function askAyd(
+  deps: AnswerDeps,
+  record: MessageRecord,
+  fields: Record<string, string | number>,
+): Promise<Reply> {
+  const started = performance.now();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), deps.aydTimeoutMs);
+  const { signal } = controller;
+  const fail = (error: unknown, text: string): Reply => ({
+    text: error instanceof AydError && error.kind === "timeout" ? REPLIES.timeout : text,
+    outcome: "failed",
+    reason: describeError(error),
+    transient: isTransient(error),
+  });
+  const reply = await (async (): Promise<Reply> => {
+    let session;
+    try {
+      session = await deps.sessions.getOrCreate(record.phone, signal);
+    } catch (error) {
+      return fail(error, REPLIES.noSession);
+    }
+    let answer: AydAnswer;
+    try {
+      deps.log.info("ask.started", fields);
+      answer = await deps.ask(session.token, record.body, signal);
+    } catch (error) {
+      if (!(error instanceof AydError && error.kind === "unauthorized")) {
+        return fail(error, REPLIES.failure);
+      }
+      deps.log.info("session.renewing", fields);
+      try {
+        session = await deps.sessions.renew(record.phone, session.token, signal);
+      } catch (renewError) {
+        return fail(renewError, REPLIES.renewalFailed);
+      }
+      try {
+        answer = await deps.ask(session.token, record.body, signal);
+      } catch (retryError) {
+        const refusedAgain = retryError instanceof AydError && retryError.kind === "unauthorized";
+        return fail(retryError, refusedAgain ? REPLIES.renewalFailed : REPLIES.failure);
+      }
+    }
+    const text = answer.text.trim();
+    if (text === "") return { text: REPLIES.empty, outcome: "empty", imageUrls: answer.imageUrls };
+    return { text, outcome: "answered", imageUrls: answer.imageUrls };
+  })().finally(() => clearTimeout(timer));
+  deps.log.info("ask.finished", {
+    ...fields,
+    outcome: reply.outcome,
+    duration_ms: Math.round(performance.now() - started),
+    reason: reply.reason,
+  });
+  return reply;
+}
+
+/** Timeouts, network trouble, 429 and 5xx may pass; other answers will not. */
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof AydError)) return false;
+  if (error.kind === "timeout" || error.kind === "network") return true;
+  return error.kind === "http" && (error.status === 429 || (error.status ?? 0) >= 500);
+}
