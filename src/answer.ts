@@ -23,6 +23,35 @@ export const REPLIES = {
     'Please type your question, for example: "How many orders shipped late last week?"',
 } as const;
 
+/**
+ * The notice for a refused message, at most one per number and window
+ * (a day for the allowlist, the limit's window for rate limits); otherwise
+ * nothing is sent.
+ */
+async function refusalNotice(
+  kv: Deno.Kv,
+  record: MessageRecord,
+  deniedReply: string,
+): Promise<Reply> {
+  const refusal = record.refusal!;
+  const window = refusal.kind === "denied"
+    ? Math.floor(record.receivedAt / 86_400_000)
+    : refusal.until;
+  const key = ["notices", record.phone, refusal.kind, window];
+  const first = await kv.atomic().check({ key, versionstamp: null })
+    .set(key, true, { expireIn: 2 * 86_400_000 }).commit();
+  const text = !first.ok ? "" : refusal.kind === "denied" ? deniedReply : rateLimitNotice(refusal);
+  return { text, outcome: refusal.kind };
+}
+
+/** When to try again, in the sender-neutral time of UTC. */
+export function rateLimitNotice(refusal: { window: "minute" | "day"; until: number }): string {
+  const at = new Date(refusal.until).toISOString().slice(11, 16);
+  return refusal.window === "minute"
+    ? `You're sending questions faster than I can answer. Please try again after ${at} UTC.`
+    : `You've reached today's limit of questions. Please try again after ${at} UTC tomorrow.`;
+}
+
 /** A reply to send, and how it came about. */
 export interface Reply {
   text: string;
@@ -36,6 +65,9 @@ export interface Reply {
 
 /** What answering needs. */
 export interface AnswerDeps {
+  kv: Deno.Kv;
+  /** For numbers not allowed, at most once a day; "" = silence. */
+  deniedReply: string;
   sessions: SessionStore;
   ask: (token: string, question: string, signal: AbortSignal) => Promise<AydAnswer>;
   log: Logger;
@@ -55,6 +87,7 @@ export async function composeReply(
   record: MessageRecord,
   fields: Record<string, string | number>,
 ): Promise<Reply> {
+  if (record.refusal) return await refusalNotice(deps.kv, record, deps.deniedReply);
   if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
   const command = parseCommand(record.body);
   if (command === "reset") await deps.sessions.drop(record.phone);

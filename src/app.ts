@@ -8,8 +8,10 @@ import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import type { Jobs } from "./jobs.ts";
 import { describeError, type Logger, maskPhone } from "./log.ts";
+import { admit, type Policy } from "./policy.ts";
 import {
   EMPTY_TWIML,
+  type InboundMessage,
   isValidTwilioSignature,
   parseForm,
   toInboundMessage,
@@ -26,6 +28,7 @@ export interface AppDeps {
   twilioAccountSid: string;
   twilioAuthToken: string;
   twilioWebhookUrl: string;
+  policy: Policy;
   now?: () => number;
 }
 
@@ -87,8 +90,10 @@ export function createApp(deps: AppDeps): Hono {
       }
       const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
       deps.log.info("webhook.received", fields);
-      const outcome = await deps.jobs.submit(message);
-      deps.log.info(outcome === "queued" ? "webhook.enqueued" : "webhook.duplicate", fields);
+      const { outcome, refusal } = await submit(deps, message);
+      if (outcome === "duplicate") deps.log.info("webhook.duplicate", fields);
+      else if (refusal) deps.log.info(`webhook.${refusal.kind}`, fields);
+      else deps.log.info("webhook.enqueued", fields);
       return twiml(c.body.bind(c));
     },
   );
@@ -112,6 +117,20 @@ export function createApp(deps: AppDeps): Hono {
     return c.text("Internal Server Error", 500);
   });
   return app;
+}
+
+/**
+ * Admits and submits a message; a refused one keeps no text. Losing a race
+ * on the rate counters means deciding again with the new counts.
+ */
+async function submit(deps: AppDeps, message: InboundMessage) {
+  for (let attempt = 1;; attempt++) {
+    const { refusal, count } = await admit(deps.kv, message.phone, message.receivedAt, deps.policy);
+    const accepted = refusal ? { ...message, body: "", refusal } : message;
+    // After many lost races, accept uncounted rather than fail the webhook.
+    const outcome = await deps.jobs.submit(accepted, attempt < 10 ? count : undefined);
+    if (outcome !== "conflict") return { outcome, refusal };
+  }
 }
 
 /** Counts keys under `prefix`, stopping at 10,000 to keep the check cheap. */

@@ -84,6 +84,7 @@ export function startBridge(
       maxSmsChars: config.maxSmsChars,
       aydTimeoutMs: config.aydTimeoutMs,
       typingIndicator: config.typingIndicator,
+      deniedReply: config.deniedReply,
       retry: {
         budgetMs: config.jobRetryBudgetMs,
         baseMs: config.jobRetryBaseMs,
@@ -100,6 +101,11 @@ export function startBridge(
     twilioAccountSid: config.twilioAccountSid,
     twilioAuthToken: config.twilioAuthToken,
     twilioWebhookUrl: config.twilioWebhookUrl,
+    policy: {
+      allowedNumbers: config.allowedNumbers,
+      perMinute: config.rateLimitPerMinute,
+      perDay: config.rateLimitPerDay,
+    },
   });
   const server = Deno.serve({
     hostname: config.host,
@@ -109,6 +115,11 @@ export function startBridge(
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   log.info("service.started", { url, job_backend: jobs.backend });
+  if (!config.allowedNumbers) {
+    log.warn("config.everyone_allowed", {
+      hint: "ALLOWED_NUMBERS is unset: anyone who knows the number can query your database",
+    });
+  }
   const sweep = () =>
     runner.sweep().catch((error) => log.error("sweep.failed", { reason: describeError(error) }));
   // Work that an earlier run (or a crash) left in KV starts again now.

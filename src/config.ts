@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { chooseBackend, type JobBackend } from "./jobs.ts";
 import { resolveKvLocation } from "./kv.ts";
+import { parseAllowedNumbers } from "./policy.ts";
 import type { LogLevel } from "./log.ts";
 
 /** The bridge's settings, after defaults and validation. */
@@ -41,6 +42,12 @@ export interface Config {
   shutdownGraceMs: number;
   /** Show WhatsApp's "typing…" while an answer is prepared. */
   typingIndicator: boolean;
+  /** Who may ask; undefined = everyone. */
+  allowedNumbers: ReadonlySet<string> | undefined;
+  /** Sent at most once a day to a number not allowed; "" = silence. */
+  deniedReply: string;
+  rateLimitPerMinute: number;
+  rateLimitPerDay: number;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -67,6 +74,8 @@ const integer = (min: number, max: number) =>
 interface Variable {
   schema: z.ZodType;
   fallback?: string;
+  /** An empty value means itself, not the default. */
+  emptyMeansEmpty?: boolean;
   hint: string;
 }
 
@@ -170,6 +179,27 @@ const VARIABLES = {
     fallback: "10000",
     hint: "milliseconds shutdown waits for jobs under way, 0–600000 (default 10000)",
   },
+  ALLOWED_NUMBERS: {
+    schema: z.string().optional().refine((v) => !v || parseAllowedNumbers(v).invalid.length === 0)
+      .transform((v) => v ? parseAllowedNumbers(v).numbers : undefined),
+    hint: "comma-separated WhatsApp numbers in E.164 form, e.g. +15551234567,+4915112345678",
+  },
+  DENIED_REPLY: {
+    schema: z.string(),
+    fallback: "Sorry, this service is only available to registered users.",
+    emptyMeansEmpty: true,
+    hint: "the text sent (at most once a day) to a number not in ALLOWED_NUMBERS; empty = silence",
+  },
+  RATE_LIMIT_PER_MINUTE: {
+    schema: integer(1, 100_000),
+    fallback: "10",
+    hint: "questions one number may ask per minute, 1–100000 (default 10)",
+  },
+  RATE_LIMIT_PER_DAY: {
+    schema: integer(1, 10_000_000),
+    fallback: "200",
+    hint: "questions one number may ask per day (UTC), 1–10000000 (default 200)",
+  },
   TYPING_INDICATOR: {
     schema: z.string().transform((v) => v.toLowerCase()).pipe(
       z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]),
@@ -197,7 +227,8 @@ export function loadConfig(
   const problems: string[] = [];
   const values = {} as Record<Name, unknown>;
   for (const [name, variable] of Object.entries(VARIABLES) as [Name, Variable][]) {
-    const raw = env[name]?.trim() || variable.fallback;
+    const given = env[name]?.trim();
+    const raw = given === "" && variable.emptyMeansEmpty ? "" : given || variable.fallback;
     const parsed = variable.schema.safeParse(raw);
     if (parsed.success) {
       values[name] = parsed.data;
@@ -233,6 +264,10 @@ export function loadConfig(
       jobLeaseMs: values.JOB_LEASE_MS as number,
       shutdownGraceMs: values.SHUTDOWN_GRACE_MS as number,
       typingIndicator: values.TYPING_INDICATOR as boolean,
+      allowedNumbers: values.ALLOWED_NUMBERS as Set<string> | undefined,
+      deniedReply: values.DENIED_REPLY as string,
+      rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE as number,
+      rateLimitPerDay: values.RATE_LIMIT_PER_DAY as number,
     },
   };
 }

@@ -26,7 +26,7 @@ export interface MessageRecord extends InboundMessage {
   /** Once the reply is known: how many parts it has, and how many went out. */
   parts?: number;
   sentParts?: number;
-  outcome?: "answered" | "empty" | "not_text" | "command" | "failed";
+  outcome?: "answered" | "empty" | "not_text" | "command" | "denied" | "rate_limited" | "failed";
   lastError?: string;
 }
 
@@ -42,8 +42,15 @@ export type DrainLane = (phone: string) => Promise<void>;
 /** One small interface over the two backends. */
 export interface Jobs {
   readonly backend: JobBackend;
-  /** Records the message and schedules its job, or says it was seen before. */
-  submit(message: InboundMessage): Promise<"queued" | "duplicate">;
+  /**
+   * Records the message and schedules its job in one commit with `extra`'s
+   * mutations: `duplicate` when the `MessageSid` was seen before, `conflict`
+   * when a check of `extra` failed (decide again and resubmit).
+   */
+  submit(
+    message: InboundMessage,
+    extra?: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
+  ): Promise<"queued" | "duplicate" | "conflict">;
   /** Delivers lane triggers to `drain` until {@linkcode Jobs.close}. */
   listen(drain: DrainLane): Promise<void>;
   /** Asks for the lane of `phone` to be drained after `delayMs`. */
@@ -94,24 +101,33 @@ export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
   return backend === "kv-queue" ? kvQueueJobs(kv) : outboxJobs(kv);
 }
 
+type Extra = ((op: Deno.AtomicOperation) => Deno.AtomicOperation) | undefined;
+
 /** The commit shared by both backends, before its optional announcement. */
-function accept(kv: Deno.Kv, message: InboundMessage): Deno.AtomicOperation {
+function accept(kv: Deno.Kv, message: InboundMessage, extra: Extra): Deno.AtomicOperation {
   const key = messageKey(message.messageSid);
-  return addToLane(
+  const op = addToLane(
     kv.atomic()
       .check({ key, versionstamp: null })
       .set(key, newRecord(message), { expireIn: MESSAGE_TTL_MS }),
     message,
   );
+  return extra ? extra(op) : op;
+}
+
+/** Why an accepting commit failed. */
+async function rejection(kv: Deno.Kv, message: InboundMessage) {
+  const seen = await kv.get(messageKey(message.messageSid));
+  return seen.versionstamp === null ? "conflict" : "duplicate";
 }
 
 function kvQueueJobs(kv: Deno.Kv): Jobs {
   const trigger = (phone: string): LaneTrigger => ({ kind: "lane", phone });
   return {
     backend: "kv-queue",
-    async submit(message) {
-      const result = await accept(kv, message).enqueue(trigger(message.phone)).commit();
-      return result.ok ? "queued" : "duplicate";
+    async submit(message, extra) {
+      const result = await accept(kv, message, extra).enqueue(trigger(message.phone)).commit();
+      return result.ok ? "queued" : await rejection(kv, message);
     },
     listen(drain) {
       return kv.listenQueue(async (payload: unknown) => {
@@ -139,9 +155,9 @@ function outboxJobs(kv: Deno.Kv): Jobs {
   };
   return {
     backend: "outbox",
-    async submit(message) {
-      const result = await accept(kv, message).commit();
-      if (!result.ok) return "duplicate";
+    async submit(message, extra) {
+      const result = await accept(kv, message, extra).commit();
+      if (!result.ok) return await rejection(kv, message);
       start(message.phone);
       return "queued";
     },

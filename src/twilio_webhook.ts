@@ -5,6 +5,7 @@
  * @module
  */
 import { validateRequest } from "twilio/lib/webhooks/webhooks.js";
+import type { Refusal } from "./policy.ts";
 
 /** The answer Twilio expects from a messaging webhook that replies later. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -22,6 +23,8 @@ export interface InboundMessage {
   numMedia: number;
   /** When the webhook accepted it, in Unix milliseconds. */
   receivedAt: number;
+  /** Set when the sender may not ask (then `body` is not kept). */
+  refusal?: Refusal;
 }
 
 /**

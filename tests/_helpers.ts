@@ -34,6 +34,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     // Failures end at once unless a test gives the job a retry budget.
     JOB_RETRY_BUDGET_MS: "0",
     JOB_RETRY_BASE_MS: "20",
+    // Limits are tested on purpose; elsewhere they must not get in the way.
+    RATE_LIMIT_PER_MINUTE: "10000",
     ...overrides,
   };
 }

@@ -171,6 +171,7 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
     twilioAccountSid: ACCOUNT_SID,
     twilioAuthToken: AUTH_TOKEN,
     twilioWebhookUrl: WEBHOOK_URL,
+    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
   });
   kv.close();
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
