@@ -28,7 +28,8 @@ export function resolveKvLocation(env: Record<string, string | undefined>): stri
 }
 
 /**
- * Opens KV at `location`, creating a local file's folder first.
+ * Opens KV at `location`, creating a local file's folder first, with
+ * {@linkcode retryWhenLocked} around it.
  *
  * @example
  * ```ts
@@ -38,7 +39,7 @@ export function resolveKvLocation(env: Record<string, string | undefined>): stri
 export async function openKv(location: string | undefined): Promise<Deno.Kv> {
   const isFile = location !== undefined && location !== ":memory:" && !/^https?:/.test(location);
   if (isFile) await Deno.mkdir(dirname(location), { recursive: true });
-  return await Deno.openKv(location);
+  return retryWhenLocked(await Deno.openKv(location));
 }
 
 /** A plain start-up message for a KV that would not open. */
@@ -46,4 +47,58 @@ export function kvOpenError(location: string | undefined, error: unknown): strin
   return `Cannot open the Deno KV database at ${location ?? "the platform default"}: ${
     (error as Error).message
   }\nSet DENO_KV_PATH to a writable file path (or :memory:), then start again.`;
+}
+
+const RETRIED = new Set(["get", "getMany", "set", "delete", "enqueue"]);
+const LOCKED = /database is locked|SQLITE_BUSY/i;
+
+/**
+ * Wraps `kv` so that reads, writes and atomic commits that fail because the
+ * local SQLite file is busy (several processes or handles on one
+ * `DENO_KV_PATH`) are retried a few times. A commit that failed that way was
+ * not applied, so trying again is safe.
+ *
+ * @example
+ * ```ts
+ * const kv = retryWhenLocked(await Deno.openKv("data/bridge.kv"));
+ * ```
+ */
+export function retryWhenLocked(kv: Deno.Kv): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property === "atomic") return () => retryingAtomic(target.atomic());
+      if (typeof value !== "function") return value;
+      if (RETRIED.has(property as string)) {
+        return (...args: unknown[]) => whileLocked(() => value.apply(target, args));
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+function retryingAtomic(op: Deno.AtomicOperation): Deno.AtomicOperation {
+  const proxy: Deno.AtomicOperation = new Proxy(op, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property === "commit") return () => whileLocked(() => target.commit());
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        return result === target ? proxy : result;
+      };
+    },
+  });
+  return proxy;
+}
+
+async function whileLocked<T>(step: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (attempt >= 8 || !LOCKED.test(String((error as Error)?.message))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt * Math.random()));
+    }
+  }
 }

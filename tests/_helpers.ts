@@ -7,6 +7,7 @@ import twilio from "twilio";
 import { type Bridge, startBridge } from "../src/bridge.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { JobBackend } from "../src/jobs.ts";
+import { openKv } from "../src/kv.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
@@ -125,7 +126,7 @@ export async function startTestBridge(
     ...options.env,
   }));
   if (!result.ok) throw new Error(result.problems.join("\n"));
-  const kv = await Deno.openKv(result.config.kvPath);
+  const kv = await openKv(result.config.kvPath);
   const logs: string[] = [];
   const bridge: Bridge = startBridge(result.config, {
     kv,

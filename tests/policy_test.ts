@@ -1,0 +1,119 @@
+/** Who may ask and how often, through the real app. */
+import assert from "node:assert/strict";
+import { rateLimitNotice } from "../src/answer.ts";
+import { loadConfig } from "../src/config.ts";
+import { parseAllowedNumbers } from "../src/policy.ts";
+import { logEvents, startTestBridge, testBothBackends, testEnv, waitFor } from "./_helpers.ts";
+
+const ALICE = "whatsapp:+15551234567";
+const MALLORY = "whatsapp:+15559999999";
+
+async function settled(t: { kv: Deno.Kv }) {
+  await waitFor(
+    async () => (await Array.fromAsync(t.kv.list({ prefix: ["queue"] }))).length === 0,
+    "every job to end",
+  );
+}
+
+Deno.test("policy - ALLOWED_NUMBERS is parsed leniently and bad entries stop start-up", () => {
+  assert.deepEqual(
+    [...parseAllowedNumbers(" +15551234567 ,whatsapp:+49 151 1234 5678,").numbers],
+    ["+15551234567", "+4915112345678"],
+  );
+  const bad = loadConfig(testEnv({ ALLOWED_NUMBERS: "+15551234567, 0151-123" }));
+  assert.ok(!bad.ok);
+  assert.match(bad.problems[0], /^ALLOWED_NUMBERS is invalid/);
+  const silent = loadConfig(testEnv({ DENIED_REPLY: "" }));
+  assert.ok(silent.ok);
+  assert.equal(silent.config.deniedReply, "");
+});
+
+testBothBackends(
+  "allowlist - a number not on it never reaches AYD and hears once a day",
+  async (backend) => {
+    await using t = await startTestBridge({
+      backend,
+      env: { ALLOWED_NUMBERS: "+15551234567", DENIED_REPLY: "Not for you, sorry." },
+    });
+    await t.sendWhatsApp({ From: MALLORY, Body: "drop table users" });
+    await t.sendWhatsApp({ From: MALLORY, Body: "please?" });
+    await t.sendWhatsApp({ From: ALICE, Body: "allowed question" });
+    await t.twilio.waitForMessages(ALICE, 1);
+    await settled(t);
+    assert.deepEqual(t.twilio.messages.filter((m) => m.to === MALLORY).map((m) => m.body), [
+      "Not for you, sorry.",
+    ]);
+    assert.deepEqual(t.ayd.asks.map((a) => a.question), ["allowed question"]);
+    assert.equal(logEvents(t.logs, "webhook.denied").length, 2);
+    const stored = await Array.fromAsync(t.kv.list<{ body: string }>({ prefix: ["messages"] }));
+    assert.ok(
+      !stored.some((e) => e.value.body.includes("drop table")),
+      "a stranger's text is not kept",
+    );
+  },
+);
+
+testBothBackends("allowlist - an empty DENIED_REPLY means silence", async (backend) => {
+  await using t = await startTestBridge({
+    backend,
+    env: { ALLOWED_NUMBERS: "+15551234567", DENIED_REPLY: "" },
+  });
+  await t.sendWhatsApp({ From: MALLORY });
+  await settled(t);
+  assert.equal(t.twilio.messages.length, 0);
+  assert.equal(t.ayd.asks.length, 0);
+});
+
+testBothBackends(
+  "rate limit - over the per-minute limit: not asked, one notice saying when",
+  async (backend) => {
+    await using t = await startTestBridge({ backend, env: { RATE_LIMIT_PER_MINUTE: "2" } });
+    for (const body of ["q1", "q2", "q3", "q4"]) {
+      await (await t.sendWhatsApp({ Body: body })).body
+        ?.cancel();
+    }
+    await t.twilio.waitForMessages(ALICE, 3);
+    await settled(t);
+    const bodies = t.twilio.messages.map((m) => m.body);
+    assert.equal(bodies.length, 3, "two answers and one notice; the fourth is silent");
+    assert.deepEqual(bodies.slice(0, 2), ["Answer to: q1", "Answer to: q2"]);
+    assert.match(
+      bodies[2],
+      /^You're sending questions faster than I can answer\. Please try again after \d\d:\d\d UTC\.$/,
+    );
+    assert.deepEqual(t.ayd.asks.map((a) => a.question), ["q1", "q2"]);
+    assert.equal(logEvents(t.logs, "webhook.rate_limited").length, 2);
+  },
+);
+
+testBothBackends(
+  "rate limit - the per-day limit is shared by two instances on one KV file",
+  async (backend) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const env = { DENO_KV_PATH: `${dir}/bridge.kv`, RATE_LIMIT_PER_DAY: "3" };
+      await using a = await startTestBridge({ backend, env });
+      await using b = await startTestBridge({ backend, env });
+      for (const [t, body] of [[a, "a1"], [b, "b1"], [a, "a2"], [b, "b2"]] as const) {
+        await (await t.sendWhatsApp({ Body: body })).body?.cancel();
+      }
+      const asked = () => a.ayd.asks.length + b.ayd.asks.length;
+      await waitFor(() => asked() === 3, "three questions");
+      await settled(a);
+      const replies = [...a.twilio.messages, ...b.twilio.messages].map((m) => m.body);
+      assert.equal(replies.filter((r) => r.startsWith("Answer to:")).length, 3);
+      assert.equal(replies.filter((r) => r.includes("today's limit")).length, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("rate limit - the notice names the end of the window in UTC", () => {
+  const until = Date.UTC(2026, 10, 25, 14, 5);
+  assert.equal(
+    rateLimitNotice({ window: "minute", until }),
+    "You're sending questions faster than I can answer. Please try again after 14:05 UTC.",
+  );
+  assert.match(rateLimitNotice({ window: "day", until }), /after 14:05 UTC tomorrow\.$/);
+});
