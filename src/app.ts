@@ -1,16 +1,25 @@
 /**
- * The HTTP surface: the Twilio webhook and the health check.
+ * The HTTP surface: Twilio's webhooks, the health check and, with
+ * `ADMIN_TOKEN`, the admin API.
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { every } from "hono/combine";
 import { methodNotAllowed } from "hono/method-not-allowed";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { countUpTo } from "./_kv_count.ts";
+import { type AdminDeps, createAdminApp } from "./admin.ts";
+import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import type { Jobs } from "./jobs.ts";
-import { describeError, type Logger, maskPhone } from "./log.ts";
+import { describeError, type Logger, maskPhone, withFields } from "./log.ts";
 import { admit, type Policy } from "./policy.ts";
+import { count as countMetric } from "./stats.ts";
 import {
   EMPTY_TWIML,
+  type FormParams,
   type InboundMessage,
   isValidTwilioSignature,
   parseForm,
@@ -28,9 +37,15 @@ export interface AppDeps {
   twilioAccountSid: string;
   twilioAuthToken: string;
   twilioWebhookUrl: string;
+  /** The URL Twilio posts delivery statuses to (and signs). */
+  statusCallbackUrl: string;
   policy: Policy;
+  /** The admin API; absent = `/admin` does not exist. */
+  admin?: Omit<AdminDeps, "kv" | "log" | "now">;
   now?: () => number;
 }
+
+type Env = { Variables: { log: Logger; form: FormParams } };
 
 /**
  * Creates the Hono app. `POST /whatsapp` answers as soon as the message is
@@ -38,65 +53,72 @@ export interface AppDeps {
  *
  * @example
  * ```ts
- * Deno.serve(createApp({ kv, jobs, log, twilioAccountSid, twilioAuthToken, twilioWebhookUrl }).fetch);
+ * Deno.serve(createApp(deps).fetch);
  * ```
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps): Hono<Env> {
   const now = deps.now ?? Date.now;
-  const app = new Hono();
+  const app = new Hono<Env>();
+  app.use(secureHeaders());
+  app.use(requestId());
+  app.use(async (c, next) => {
+    c.set("log", withFields(deps.log, { request_id: c.get("requestId") }));
+    await next();
+  });
   app.use(methodNotAllowed({
     app,
     onMethodNotAllowed: (c, methods) =>
       c.text("Method Not Allowed", 405, { Allow: methods.join(", ") }),
   }));
 
-  app.post(
-    "/whatsapp",
-    bodyLimit({
-      maxSize: MAX_WEBHOOK_BYTES,
-      onError: (c) => {
-        deps.log.warn("webhook.rejected", { reason: "too_large" });
-        return c.text("Payload Too Large", 413);
-      },
-    }),
-    async (c) => {
-      const type = c.req.header("content-type")?.split(";", 1)[0].trim().toLowerCase();
-      if (type !== "application/x-www-form-urlencoded") {
-        deps.log.warn("webhook.rejected", { reason: "content_type" });
-        return c.text("Unsupported Media Type: expected application/x-www-form-urlencoded", 415);
-      }
-      const params = parseForm(await c.req.text());
-      const signed = isValidTwilioSignature({
-        authToken: deps.twilioAuthToken,
-        url: deps.twilioWebhookUrl,
-        signature: c.req.header("x-twilio-signature"),
-        params,
+  app.post("/whatsapp", twilioForm(deps, deps.twilioWebhookUrl), async (c) => {
+    const log = c.get("log");
+    const message = toInboundMessage(c.get("form"), {
+      accountSid: deps.twilioAccountSid,
+      now: now(),
+    });
+    if (!("messageSid" in message)) {
+      log[message.status === 200 ? "info" : "warn"]("webhook.rejected", { reason: message.reason });
+      return message.status === 200 ? twiml(c) : c.text(
+        `${message.status === 400 ? "Bad Request" : "Forbidden"}: ${message.reason}`,
+        message.status,
+      );
+    }
+    const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
+    log.info("webhook.received", fields);
+    const { outcome, refusal } = await submit(deps, message);
+    if (outcome === "duplicate") log.info("webhook.duplicate", fields);
+    else if (refusal) log.info(`webhook.${refusal.kind}`, fields);
+    else log.info("webhook.enqueued", fields);
+    return twiml(c);
+  });
+
+  app.post("/twilio/status", twilioForm(deps, deps.statusCallbackUrl), async (c) => {
+    const log = c.get("log");
+    const form = c.get("form");
+    const field = (name: string) => typeof form[name] === "string" ? form[name] as string : "";
+    if (field("AccountSid") !== deps.twilioAccountSid) {
+      log.warn("status.rejected", { reason: "wrong_account" });
+      return c.text("Forbidden: wrong_account", 403);
+    }
+    const messageSid = field("MessageSid");
+    const status = field("MessageStatus").toLowerCase();
+    if (!messageSid || !status) {
+      return c.text("Bad Request: missing MessageSid or MessageStatus", 400);
+    }
+    const errorCode = Number.parseInt(field("ErrorCode"), 10) || undefined;
+    const applied = await recordDelivery(deps.kv, { messageSid, status, errorCode }, now());
+    const fields = { message_sid: messageSid, status, error_code: errorCode };
+    if (!applied) log.debug("status.ignored", fields);
+    else if (status === "failed" || status === "undelivered") {
+      log.warn("delivery.failed", {
+        ...fields,
+        to: maskPhone(field("To")),
+        outside_window: errorCode === OUTSIDE_WINDOW || undefined,
       });
-      if (!signed) {
-        deps.log.warn("webhook.rejected", { reason: "bad_signature" });
-        return c.text("Forbidden: invalid Twilio signature", 403);
-      }
-      const message = toInboundMessage(params, {
-        accountSid: deps.twilioAccountSid,
-        now: now(),
-      });
-      if (!("messageSid" in message)) {
-        const level = message.status === 200 ? "info" : "warn";
-        deps.log[level]("webhook.rejected", { reason: message.reason });
-        return message.status === 200 ? twiml(c.body.bind(c)) : c.text(
-          `${message.status === 400 ? "Bad Request" : "Forbidden"}: ${message.reason}`,
-          message.status,
-        );
-      }
-      const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
-      deps.log.info("webhook.received", fields);
-      const { outcome, refusal } = await submit(deps, message);
-      if (outcome === "duplicate") deps.log.info("webhook.duplicate", fields);
-      else if (refusal) deps.log.info(`webhook.${refusal.kind}`, fields);
-      else deps.log.info("webhook.enqueued", fields);
-      return twiml(c.body.bind(c));
-    },
-  );
+    } else log.debug("status.recorded", fields);
+    return c.body(null, 204);
+  });
 
   app.get("/health", async (c) => {
     try {
@@ -106,17 +128,58 @@ export function createApp(deps: AppDeps): Hono {
       ]);
       return c.json({ status: "ok", jobBackend: deps.jobs.backend, pendingJobs, deadLetters });
     } catch (error) {
-      deps.log.error("health.failed", { reason: describeError(error) });
+      c.get("log").error("health.failed", { reason: describeError(error) });
       return c.json({ status: "unavailable" }, 503);
     }
   });
 
+  if (deps.admin) {
+    app.route("/admin", createAdminApp({ ...deps.admin, kv: deps.kv, log: deps.log, now }));
+  }
+
   app.notFound((c) => c.text("Not Found", 404));
   app.onError((error, c) => {
-    deps.log.error("request.failed", { path: c.req.path, reason: describeError(error) });
+    const log = c.get("log") ?? deps.log;
+    log.error("request.failed", { path: c.req.path, reason: describeError(error) });
     return c.text("Internal Server Error", 500);
   });
   return app;
+}
+
+/**
+ * The checks every Twilio callback passes: size, form encoding, and the
+ * signature over `url` and every parameter.
+ */
+function twilioForm(deps: AppDeps, url: string): MiddlewareHandler<Env> {
+  const verify: MiddlewareHandler<Env> = async (c, next) => {
+    const log = c.get("log");
+    const type = c.req.header("content-type")?.split(";", 1)[0].trim().toLowerCase();
+    if (type !== "application/x-www-form-urlencoded") {
+      log.warn("webhook.rejected", { reason: "content_type" });
+      return c.text("Unsupported Media Type: expected application/x-www-form-urlencoded", 415);
+    }
+    const params = parseForm(await c.req.text());
+    const signed = isValidTwilioSignature({
+      authToken: deps.twilioAuthToken,
+      url,
+      signature: c.req.header("x-twilio-signature"),
+      params,
+    });
+    if (!signed) {
+      log.warn("webhook.rejected", { reason: "bad_signature" });
+      return c.text("Forbidden: invalid Twilio signature", 403);
+    }
+    c.set("form", params);
+    await next();
+  };
+  const limit = bodyLimit({
+    maxSize: MAX_WEBHOOK_BYTES,
+    onError: (c) => {
+      (c.get("log") as Logger).warn("webhook.rejected", { reason: "too_large" });
+      return c.text("Payload Too Large", 413);
+    },
+  });
+  return every(limit, verify);
 }
 
 /**
@@ -127,19 +190,17 @@ async function submit(deps: AppDeps, message: InboundMessage) {
   for (let attempt = 1;; attempt++) {
     const { refusal, count } = await admit(deps.kv, message.phone, message.receivedAt, deps.policy);
     const accepted = refusal ? { ...message, body: "", refusal } : message;
-    // After many lost races, accept uncounted rather than fail the webhook.
-    const outcome = await deps.jobs.submit(accepted, attempt < 10 ? count : undefined);
+    const counted = (op: Deno.AtomicOperation) => {
+      countMetric(op, "received", message.receivedAt);
+      if (refusal) countMetric(op, refusal.kind, message.receivedAt);
+      // After many lost races, accept without rate counting rather than fail.
+      return attempt < 10 ? count(op) : op;
+    };
+    const outcome = await deps.jobs.submit(accepted, counted);
     if (outcome !== "conflict") return { outcome, refusal };
   }
 }
 
-/** Counts keys under `prefix`, stopping at 10,000 to keep the check cheap. */
-async function countUpTo(kv: Deno.Kv, prefix: Deno.KvKey): Promise<number> {
-  let count = 0;
-  for await (const _ of kv.list({ prefix }, { limit: 10_000 })) count++;
-  return count;
-}
-
-function twiml(body: (data: string, status: 200, headers: Record<string, string>) => Response) {
-  return body(EMPTY_TWIML, 200, { "content-type": "text/xml; charset=utf-8" });
+function twiml(c: Context<Env>) {
+  return c.body(EMPTY_TWIML, 200, { "content-type": "text/xml; charset=utf-8" });
 }

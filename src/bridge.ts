@@ -8,6 +8,7 @@ import { createApp } from "./app.ts";
 import { askAyd, type AydOptions, createAydSession } from "./ayd.ts";
 import type { Config } from "./config.ts";
 import { createConversationHandler } from "./conversation.ts";
+import { statusCallbackUrl } from "./delivery.ts";
 import { createJobs } from "./jobs.ts";
 import { describeError, type Logger } from "./log.ts";
 import { createSessionStore } from "./sessions.ts";
@@ -57,6 +58,7 @@ export function startBridge(
     fetch: deps.fetch,
   };
   const jobs = createJobs(kv, config.jobBackend);
+  const statusCallback = statusCallbackUrl(config.twilioWebhookUrl, config.twilioStatusCallbackUrl);
   const sessions = createSessionStore(kv, {
     open: (phone, signal) => createAydSession(ayd, phone, { now: Date.now(), signal }),
   });
@@ -65,6 +67,7 @@ export function startBridge(
     authToken: config.twilioAuthToken,
     fromNumber: config.twilioFromNumber,
     apiBaseUrl: config.twilioApiBaseUrl,
+    statusCallback,
     fetch: deps.fetch,
     retry: deps.twilioRetry,
   });
@@ -101,6 +104,14 @@ export function startBridge(
     twilioAccountSid: config.twilioAccountSid,
     twilioAuthToken: config.twilioAuthToken,
     twilioWebhookUrl: config.twilioWebhookUrl,
+    statusCallbackUrl: statusCallback,
+    admin: config.adminToken
+      ? {
+        token: config.adminToken,
+        backend: jobs.backend,
+        kick: (phone) => void runner.drain(phone),
+      }
+      : undefined,
     policy: {
       allowedNumbers: config.allowedNumbers,
       perMinute: config.rateLimitPerMinute,

@@ -48,6 +48,10 @@ export interface Config {
   deniedReply: string;
   rateLimitPerMinute: number;
   rateLimitPerDay: number;
+  /** Where Twilio posts delivery statuses; default: `twilio/status` beside the webhook. */
+  twilioStatusCallbackUrl: string | undefined;
+  /** Enables `/admin` with this bearer token. */
+  adminToken: string | undefined;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -200,6 +204,16 @@ const VARIABLES = {
     fallback: "200",
     hint: "questions one number may ask per day (UTC), 1–10000000 (default 200)",
   },
+  TWILIO_STATUS_CALLBACK_URL: {
+    schema: httpUrl.optional(),
+    hint:
+      "the public URL of POST /twilio/status (default: twilio/status beside TWILIO_WEBHOOK_URL)",
+  },
+  ADMIN_TOKEN: {
+    schema: z.string().min(24).regex(/^\S+$/).optional(),
+    hint:
+      "a random secret of at least 24 characters (e.g. openssl rand -hex 32); unset disables /admin",
+  },
   TYPING_INDICATOR: {
     schema: z.string().transform((v) => v.toLowerCase()).pipe(
       z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]),
@@ -268,6 +282,8 @@ export function loadConfig(
       deniedReply: values.DENIED_REPLY as string,
       rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE as number,
       rateLimitPerDay: values.RATE_LIMIT_PER_DAY as number,
+      twilioStatusCallbackUrl: values.TWILIO_STATUS_CALLBACK_URL as string | undefined,
+      adminToken: values.ADMIN_TOKEN as string | undefined,
     },
   };
 }

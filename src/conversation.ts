@@ -13,6 +13,7 @@ import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from ".
 import { type Lease, queueKey } from "./lanes.ts";
 import { describeError, type Logger, maskPhone } from "./log.ts";
 import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
+import { count, recordAnswerTime } from "./stats.ts";
 import { splitMessage } from "./whatsapp_format.ts";
 import type { Disposition, MessageHandler } from "./worker.ts";
 
@@ -105,7 +106,12 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const saved = await save(lease, final, (op) => {
       op.delete(queueKey(record.phone, record.receivedAt, record.messageSid));
       for (let i = 0; i < (record.parts ?? 0); i++) op.delete(replyPartKey(record.messageSid, i));
-      if (failure === undefined) return op;
+      if (failure === undefined) {
+        if (record.outcome === "denied" || record.outcome === "rate_limited") return op;
+        const waited = now() - record.receivedAt;
+        return recordAnswerTime(count(op, "answered", now()), record.messageSid, waited, now());
+      }
+      count(op, "failed", now());
       const letter: DeadLetter = {
         messageSid: record.messageSid,
         phone: record.phone,

@@ -101,3 +101,21 @@ export function describeError(error: unknown): string {
   const safe = text.replace(/\?[^\s)"']*/g, "?…");
   return safe.length > 300 ? safe.slice(0, 299) + "…" : safe;
 }
+
+/**
+ * A logger that adds `fields` to every line, e.g. a request id.
+ *
+ * @example
+ * ```ts
+ * const requestLog = withFields(log, { request_id: "3f2a…" });
+ * ```
+ */
+export function withFields(log: Logger, fields: LogFields): Logger {
+  const wrap = (fn: LogFn): LogFn => (event, more) => fn(event, { ...fields, ...more });
+  return {
+    debug: wrap(log.debug),
+    info: wrap(log.info),
+    warn: wrap(log.warn),
+    error: wrap(log.error),
+  };
+}

@@ -79,6 +79,8 @@ export function createWhatsAppSender(options: {
   authToken: string;
   fromNumber: string;
   apiBaseUrl?: string;
+  /** Where Twilio reports each message's delivery status. */
+  statusCallback?: string;
   fetch?: typeof fetch;
   retry?: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
@@ -103,6 +105,7 @@ export function createWhatsAppSender(options: {
             to: `whatsapp:${message.to}`,
             body: message.body,
             mediaUrl: message.mediaUrls,
+            statusCallback: options.statusCallback,
           });
           return sent.sid;
         } catch (error) {

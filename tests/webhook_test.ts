@@ -171,6 +171,7 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
     twilioAccountSid: ACCOUNT_SID,
     twilioAuthToken: AUTH_TOKEN,
     twilioWebhookUrl: WEBHOOK_URL,
+    statusCallbackUrl: "https://bridge.example.com/twilio/status",
     policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
   });
   kv.close();
