@@ -92,13 +92,14 @@ export function sign(params: Record<string, string>, url = WEBHOOK_URL, token = 
   return twilio.getExpectedTwilioSignature(token, url, params);
 }
 
-/** Posts a form to `/whatsapp` with the given headers. */
+/** Posts a form to `path` (the webhook by default) with the given headers. */
 export function postForm(
   bridgeUrl: string,
   params: Record<string, string>,
   headers: Record<string, string> = {},
+  path = "/whatsapp",
 ): Promise<Response> {
-  return fetch(`${bridgeUrl}/whatsapp`, {
+  return fetch(`${bridgeUrl}${path}`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
     body: new URLSearchParams(params),
