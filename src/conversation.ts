@@ -11,7 +11,7 @@ import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
 import { type Backoff, backoffDelay } from "./backoff.ts";
 import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { type Lease, queueKey } from "./lanes.ts";
-import { describeError, type Logger, maskPhone } from "./log.ts";
+import { describeError, maskPhone } from "./log.ts";
 import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
 import { count, recordAnswerTime } from "./stats.ts";
 import { splitMessage } from "./whatsapp_format.ts";
