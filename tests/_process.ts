@@ -3,10 +3,10 @@ import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
-/** The command that runs `main.ts` with exactly `env`. */
-export function mainCommand(env: Record<string, string>): Deno.Command {
+/** The command that runs `main.ts` (or `script`) with exactly `env`. */
+export function mainCommand(env: Record<string, string>, script = MAIN): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", MAIN],
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", script],
     clearEnv: true,
     env: {
       ...env,
@@ -23,6 +23,7 @@ export function mainCommand(env: Record<string, string>): Deno.Command {
 /** A running `main.ts`. */
 export interface MainProcess extends AsyncDisposable {
   url: string;
+  pid: number;
   /** Its stdout so far: JSON log lines. */
   output(): string;
   kill(signal: Deno.Signal): void;
@@ -30,20 +31,26 @@ export interface MainProcess extends AsyncDisposable {
   exited: Promise<number>;
 }
 
-/** Starts `main.ts` and waits until it logs `service.started` (an info line). */
-export async function startMain(env: Record<string, string>): Promise<MainProcess> {
+/** Starts `main.ts` (or `script`) and waits until it logs `service.started` (an info line). */
+export async function startMain(
+  env: Record<string, string>,
+  script = MAIN,
+): Promise<MainProcess> {
   if (env.LOG_LEVEL === "warn" || env.LOG_LEVEL === "error") {
     throw new Error("startMain reads the service.started line: LOG_LEVEL must be info or debug");
   }
-  const child = mainCommand(env).spawn();
+  const child = mainCommand(env, script).spawn();
   let output = "";
+  let found: string | undefined;
   const { promise: started, resolve: announce } = Promise.withResolvers<string>();
   const reading = (async () => {
     for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
       output += chunk;
       if (Deno.env.get("ECHO_MAIN")) Deno.stderr.writeSync(new TextEncoder().encode(chunk));
-      const url = /"event":"service\.started","url":"([^"]+)"/.exec(output)?.[1];
-      if (url) announce(url);
+      if (!found) {
+        found = /"event":"service\.started","url":"([^"]+)"/.exec(output)?.[1];
+        if (found) announce(found);
+      }
     }
   })();
   const errors = new Response(child.stderr).text();
@@ -63,6 +70,7 @@ export async function startMain(env: Record<string, string>): Promise<MainProces
   ]).finally(() => clearTimeout(timer));
   return {
     url,
+    pid: child.pid,
     output: () => output,
     kill: (signal) => {
       try {

@@ -15,6 +15,8 @@ export type AskBehavior =
     text: string;
     /** Image URLs, sent as `{"isImage":true,"url":…}` events after the text. */
     images?: string[];
+    /** Called when the stream has been written out and closed (for benchmarks). */
+    onEnd?: () => void;
     /** Bytes per network write (default: the fake's `chunkBytes`, 7). */
     chunkBytes?: number;
     /** Delay between network writes in ms (default: the fake's `chunkDelayMs`, 0). */
@@ -147,6 +149,7 @@ function chunkStream(
   delayMs: number,
   end: "close" | "error" | "hang",
   live: Set<LiveStream>,
+  onEnd?: () => void,
 ): ReadableStream<Uint8Array> {
   let i = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -169,8 +172,10 @@ function chunkStream(
       if (i >= chunks.length) {
         if (end === "hang") return new Promise<void>(() => {});
         live.delete(entry);
-        if (end === "close") c.close();
-        else c.error(new FakeStreamAbort("fake AYD cut the stream"));
+        if (end === "close") {
+          c.close();
+          onEnd?.();
+        } else c.error(new FakeStreamAbort("fake AYD cut the stream"));
         return;
       }
       if (delayMs <= 0 || i === 0) {
@@ -315,7 +320,9 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
         }
         if (behavior.done ?? opts.done ?? false) text += "data: [DONE]\n\n";
         const chunks = splitBytes(encoder.encode(text), behavior.chunkBytes ?? chunkBytes);
-        return sseResponse(chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live));
+        return sseResponse(
+          chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live, behavior.onEnd),
+        );
       }
     }
   }

@@ -1,0 +1,40 @@
+/**
+ * `deno task bench`: the four benchmarks, each beside a ceiling measured in
+ * the same run. Figures print as tables and are written as JSON under
+ * bench/results/ (git-ignored). `--quick` runs smaller sizes.
+ */
+import { coldStart } from "./cold_start.ts";
+import { ingress } from "./ingress.ts";
+import { memory } from "./memory.ts";
+import { pipeline } from "./pipeline.ts";
+
+const quick = Deno.args.includes("--quick");
+const started = new Date();
+console.log(
+  `bench ${started.toISOString()} · deno ${Deno.version.deno} · ${navigator.hardwareConcurrency} cores · ${Deno.build.os}/${Deno.build.arch}${
+    quick ? " · quick" : ""
+  }`,
+);
+
+const results = {
+  startedAt: started.toISOString(),
+  machine: { cores: navigator.hardwareConcurrency, os: Deno.build.os, arch: Deno.build.arch },
+  deno: Deno.version.deno,
+  ingress: await ingress({ perLevel: quick ? 1000 : 4000, levels: [1, 16, 64] }),
+  pipeline: await pipeline({
+    messages: quick ? 400 : 2000,
+    numbers: 200,
+    rate: 100,
+    answerMs: 500,
+    answerChars: 800,
+    backends: ["kv-queue", "outbox"],
+  }),
+  coldStart: await coldStart({ runs: quick ? 3 : 7 }),
+  memory: await memory({ conversations: quick ? 200 : 1000, holdMs: quick ? 3000 : 10_000 }),
+};
+
+const dir = new URL("./results/", import.meta.url);
+await Deno.mkdir(dir, { recursive: true });
+const file = new URL(`${started.toISOString().replace(/[:.]/g, "-")}.json`, dir);
+await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+console.log(`\nwritten: bench/results/${file.pathname.split("/").at(-1)}`);
