@@ -6,7 +6,7 @@
 import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
 import { kvOpenError, openKv } from "./src/kv.ts";
-import { createLogger } from "./src/log.ts";
+import { createLogger, stdoutLines } from "./src/log.ts";
 
 const result = loadConfig(Deno.env.toObject());
 if (!result.ok) {
@@ -36,6 +36,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const closing = bridge;
     bridge = undefined;
     await closing?.close();
+    stdoutLines.flush();
     Deno.exit(0);
   });
 }

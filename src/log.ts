@@ -42,7 +42,7 @@ export function createLogger(options: {
   write?: (line: string) => void;
   now?: () => Date;
 }): Logger {
-  const write = options.write ?? ((line) => console.log(line));
+  const write = options.write ?? stdoutLines.write;
   const now = options.now ?? (() => new Date());
   const at = (level: LogLevel): LogFn =>
     RANK[level] < RANK[options.level] ? () => {} : (event, fields) =>
@@ -59,6 +59,32 @@ export function createLogger(options: {
     error: at("error"),
   };
 }
+
+/**
+ * Standard output, written in batches: lines logged during one turn of the
+ * event loop go out in one write, which under load costs far less than a
+ * `console.log` per line. Call `flush()` before exiting.
+ */
+export const stdoutLines = (() => {
+  const encoder = new TextEncoder();
+  let pending: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.length === 0) return;
+    let data = encoder.encode(pending.join("\n") + "\n");
+    pending = [];
+    while (data.length > 0) data = data.subarray(Deno.stdout.writeSync(data));
+  };
+  return {
+    write(line: string) {
+      pending.push(line);
+      timer ??= setTimeout(flush, 0);
+    },
+    flush,
+  };
+})();
 
 /** A logger that drops everything; handy where logs are not the point. */
 export const silentLogger: Logger = {
