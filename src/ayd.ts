@@ -125,7 +125,8 @@ function accessTokenFrom(headers: Headers, now: number): AydToken | undefined {
  * Asks `question` in the conversation of `token` and reads the whole answer
  * stream: text deltas are concatenated, chart URLs collected; SQL, status
  * and unknown events, `[DONE]` and lines that are not JSON are skipped.
- * Throws {@linkcode AydError} with kind `unauthorized` on 401.
+ * `onText` sees each text delta as it arrives. Throws
+ * {@linkcode AydError} with kind `unauthorized` on 401.
  *
  * @example
  * ```ts
@@ -138,6 +139,7 @@ export async function askAyd(
   token: string,
   question: string,
   signal?: AbortSignal,
+  onText?: (delta: string) => void,
 ): Promise<AydAnswer> {
   const fetchFn = options.fetch ?? fetch;
   const response = await call(() =>
@@ -168,6 +170,7 @@ export async function askAyd(
       const event = parseEvent(data);
       if (event?.isText && typeof event.content === "string") {
         answer.text += event.content;
+        onText?.(event.content);
       } else if (event?.isImage && typeof event.url === "string") {
         const url = chartUrl(event.url, options.baseUrl);
         if (url) answer.imageUrls.push(url);
