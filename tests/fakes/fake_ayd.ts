@@ -17,6 +17,8 @@ export type AskBehavior =
     images?: string[];
     /** Called when the stream has been written out and closed (for benchmarks). */
     onEnd?: () => void;
+    /** Stops the stream once `afterChars` of text went out, until `until` resolves. */
+    pause?: { afterChars: number; until: Promise<void> };
     /** Bytes per network write (default: the fake's `chunkBytes`, 7). */
     chunkBytes?: number;
     /** Delay between network writes in ms (default: the fake's `chunkDelayMs`, 0). */
@@ -150,6 +152,7 @@ function chunkStream(
   end: "close" | "error" | "hang",
   live: Set<LiveStream>,
   onEnd?: () => void,
+  gate?: { index: number; until: Promise<void> },
 ): ReadableStream<Uint8Array> {
   let i = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -168,7 +171,12 @@ function chunkStream(
       ctrl = c;
       live.add(entry);
     },
-    pull(c) {
+    async pull(c) {
+      if (gate && i === gate.index) {
+        const { until } = gate;
+        gate = undefined;
+        await until;
+      }
       if (i >= chunks.length) {
         if (end === "hang") return new Promise<void>(() => {});
         live.delete(entry);
@@ -313,15 +321,31 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
       }
       case "answer": {
         let text = preamble();
-        for (const d of splitDeltas(behavior.text)) text += sseData({ isText: true, content: d });
+        let gateAt = -1; // byte offset where the stream waits for `pause.until`
+        let written = 0;
+        for (const d of splitDeltas(behavior.text)) {
+          text += sseData({ isText: true, content: d });
+          written += d.length;
+          if (behavior.pause && gateAt < 0 && written >= behavior.pause.afterChars) {
+            gateAt = encoder.encode(text).length;
+          }
+        }
         for (const u of behavior.images ?? []) text += sseData({ isImage: true, url: u });
         if (behavior.noise ?? opts.noise ?? true) {
           text += sseData({ isSomethingNew: true }) + "data: hello\n\n";
         }
         if (behavior.done ?? opts.done ?? false) text += "data: [DONE]\n\n";
-        const chunks = splitBytes(encoder.encode(text), behavior.chunkBytes ?? chunkBytes);
+        const bytes = encoder.encode(text);
+        const size = behavior.chunkBytes ?? chunkBytes;
+        const chunks = gateAt < 0 ? splitBytes(bytes, size) : [
+          ...splitBytes(bytes.slice(0, gateAt), size),
+          ...splitBytes(bytes.slice(gateAt), size),
+        ];
+        const gate = gateAt < 0 || !behavior.pause
+          ? undefined
+          : { index: Math.ceil(gateAt / Math.max(1, Math.floor(size))), until: behavior.pause.until };
         return sseResponse(
-          chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live, behavior.onEnd),
+          chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live, behavior.onEnd, gate),
         );
       }
     }
