@@ -19,7 +19,8 @@ export async function memory(options: { conversations: number; holdMs: number })
       open++;
       await new Promise((resolve) => setTimeout(resolve, options.holdMs));
       open--;
-      return { kind: "answer", text: `A:${question} ` + "data ".repeat(200) };
+      // One SSE event per network write, about what a token stream looks like.
+      return { kind: "answer", text: `A:${question} ` + "data ".repeat(200), chunkBytes: 64 };
     });
     await using service = await startMain(
       benchEnv(dir, fakes, {

@@ -123,13 +123,19 @@ async function rejection(kv: Deno.Kv, message: InboundMessage) {
 
 function kvQueueJobs(kv: Deno.Kv): Jobs {
   const trigger = (phone: string): LaneTrigger => ({ kind: "lane", phone });
+  let startHere: DrainLane | undefined;
   return {
     backend: "kv-queue",
     async submit(message, extra) {
       const result = await accept(kv, message, extra).enqueue(trigger(message.phone)).commit();
-      return result.ok ? "queued" : await rejection(kv, message);
+      if (!result.ok) return await rejection(kv, message);
+      // Start at once instead of waiting for KV to deliver the queue message,
+      // which stays the durable trigger (it finds the lane done or busy).
+      startHere?.(message.phone).catch(() => {});
+      return "queued";
     },
     listen(drain) {
+      startHere = drain;
       return kv.listenQueue(async (payload: unknown) => {
         const lane = payload as LaneTrigger | null;
         if (lane?.kind === "lane" && typeof lane.phone === "string") await drain(lane.phone);
@@ -139,7 +145,7 @@ function kvQueueJobs(kv: Deno.Kv): Jobs {
       await kv.enqueue(trigger(phone), { delay: Math.max(0, Math.round(delayMs)) });
     },
     close() {
-      // kv.close() ends listenQueue.
+      startHere = undefined; // kv.close() ends listenQueue
     },
   };
 }
