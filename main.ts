@@ -7,6 +7,7 @@ import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
 import { kvOpenError, openKv } from "./src/kv.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
+import { scheduleSessionsExport } from "./src/sessions_export.ts";
 
 const result = loadConfig(Deno.env.toObject());
 if (!result.ok) {
@@ -19,9 +20,19 @@ const log = createLogger({ level: config.logLevel });
 // Deno Deploy wants cron jobs registered at the top level, before any await.
 // Every minute, lanes whose worker died (or that wait for a retry) restart.
 let bridge: Bridge | undefined;
+let kv: Deno.Kv | undefined;
 Deno.cron("sweep job lanes", "* * * * *", () => bridge?.sweep());
+const exportSessions = config.sessionsCsvPath
+  ? scheduleSessionsExport({
+    path: config.sessionsCsvPath,
+    everyMinutes: config.sessionsCsvEveryMinutes,
+    kv: () => bridge && kv,
+    log,
+    cron: Deno.cron,
+  })
+  : undefined;
 
-const kv = await openKv(config.kvPath).catch((error) => {
+kv = await openKv(config.kvPath).catch((error) => {
   console.error(kvOpenError(config.kvPath, error));
   Deno.exit(1);
 });
@@ -33,6 +44,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     log.info("service.stopping", { signal });
+    await exportSessions?.();
     const closing = bridge;
     bridge = undefined;
     await closing?.close();

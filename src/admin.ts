@@ -13,6 +13,7 @@ import { retryDeadLetter } from "./dead_letters.ts";
 import { deadLetterKey, type JobBackend } from "./jobs.ts";
 import { type Logger, maskPhone } from "./log.ts";
 import { sessionKey } from "./sessions.ts";
+import { exportSessionsCsvStream } from "./sessions_csv.ts";
 import { readStats } from "./stats.ts";
 
 /** What the admin API needs. */
@@ -66,6 +67,15 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
 
   admin.get("/stats", async (c) => c.json(await readStats(deps.kv, deps.now())));
+
+  admin.get("/sessions.csv", (c) => {
+    deps.log.info("admin.sessions_exported");
+    return c.body(exportSessionsCsvStream(deps.kv, { now: deps.now() }), 200, {
+      "content-type": "text/csv; charset=utf-8",
+      "content-disposition": 'attachment; filename="ayd_sessions.csv"',
+      "cache-control": "no-store",
+    });
+  });
 
   admin.delete("/sessions/:phone", async (c) => {
     const phone = normalizePhone(c.req.param("phone"));

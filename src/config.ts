@@ -52,6 +52,9 @@ export interface Config {
   twilioStatusCallbackUrl: string | undefined;
   /** Enables `/admin` with this bearer token. */
   adminToken: string | undefined;
+  /** Where the scheduled `ayd_sessions.csv` export goes; unset = none. */
+  sessionsCsvPath: string | undefined;
+  sessionsCsvEveryMinutes: number;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -214,6 +217,15 @@ const VARIABLES = {
     hint:
       "a random secret of at least 24 characters (e.g. openssl rand -hex 32); unset disables /admin",
   },
+  SESSIONS_CSV_PATH: {
+    schema: z.string().optional(),
+    hint: "a file path for the scheduled ayd_sessions.csv export (unset: no export)",
+  },
+  SESSIONS_CSV_EVERY_MINUTES: {
+    schema: integer(1, 1_440),
+    fallback: "5",
+    hint: "minutes between ayd_sessions.csv exports, 1–1440 (default 5)",
+  },
   TYPING_INDICATOR: {
     schema: z.string().transform((v) => v.toLowerCase()).pipe(
       z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]),
@@ -284,6 +296,8 @@ export function loadConfig(
       rateLimitPerDay: values.RATE_LIMIT_PER_DAY as number,
       twilioStatusCallbackUrl: values.TWILIO_STATUS_CALLBACK_URL as string | undefined,
       adminToken: values.ADMIN_TOKEN as string | undefined,
+      sessionsCsvPath: values.SESSIONS_CSV_PATH as string | undefined,
+      sessionsCsvEveryMinutes: values.SESSIONS_CSV_EVERY_MINUTES as number,
     },
   };
 }

@@ -11,6 +11,8 @@ export interface AydSession {
   token: string;
   expiresAt: number;
   createdAt: number;
+  /** The text an imported `ayd_sessions.csv` row had, written back as it was. */
+  source?: { expiresAt?: string; createdAt?: string };
 }
 
 /** Opens a new AYD session for a phone number. */
@@ -76,7 +78,7 @@ export function createSessionStore(
   ): Promise<AydSession> {
     const opened = await deps.open(phone, signal);
     const session: AydSession = { ...opened, createdAt: now() };
-    const ttl = Math.max(1_000, session.expiresAt - now());
+    const ttl = Math.ceil(Math.max(1_000, session.expiresAt - now()));
     const result = await kv.atomic()
       .check(current)
       .set(sessionKey(phone), session, { expireIn: ttl })
