@@ -79,7 +79,7 @@ export function scheduleSessionsExport(options: {
       log.error("sessions_csv.failed", { path, reason: describeError(error) });
     }
   };
-  options.cron("export ayd_sessions.csv", cronEvery(options.everyMinutes), run);
+  options.cron("export ayd_sessions csv", cronEvery(options.everyMinutes), run);
   return run;
 }
 

@@ -47,6 +47,7 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
       AYD_BASE_URL: ayd.url,
       TWILIO_API_BASE_URL: twilio.url,
       DENO_KV_PATH: `${dir}/nested/bridge.kv`,
+      SESSIONS_CSV_PATH: `${dir}/ayd_sessions.csv`,
       LOG_LEVEL: "info",
     }));
     const params = whatsAppParams({ Body: "from a real process" });
@@ -60,6 +61,9 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
     main.kill("SIGTERM");
     assert.equal(await main.exited, 0);
     assert.match(main.output(), /"event":"service\.stopped"/);
+    // SESSIONS_CSV_PATH: exported once more at shutdown.
+    const csv = await Deno.readTextFile(`${dir}/ayd_sessions.csv`);
+    assert.match(csv, /^phone_number,session_id,expires_at,created_at\r\n\+15551234567,tok_/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
