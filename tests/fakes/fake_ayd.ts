@@ -341,9 +341,10 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
           ...splitBytes(bytes.slice(0, gateAt), size),
           ...splitBytes(bytes.slice(gateAt), size),
         ];
-        const gate = gateAt < 0 || !behavior.pause
-          ? undefined
-          : { index: Math.ceil(gateAt / Math.max(1, Math.floor(size))), until: behavior.pause.until };
+        const gate = gateAt < 0 || !behavior.pause ? undefined : {
+          index: Math.ceil(gateAt / Math.max(1, Math.floor(size))),
+          until: behavior.pause.until,
+        };
         return sseResponse(
           chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live, behavior.onEnd, gate),
         );
