@@ -20,23 +20,23 @@ const log = createLogger({ level: config.logLevel });
 // Deno Deploy wants cron jobs registered at the top level, before any await.
 // Every minute, lanes whose worker died (or that wait for a retry) restart.
 let bridge: Bridge | undefined;
-let kv: Deno.Kv | undefined;
+const opened: { kv?: Deno.Kv } = {};
 Deno.cron("sweep job lanes", "* * * * *", () => bridge?.sweep());
 const exportSessions = config.sessionsCsvPath
   ? scheduleSessionsExport({
     path: config.sessionsCsvPath,
     everyMinutes: config.sessionsCsvEveryMinutes,
-    kv: () => bridge && kv,
+    kv: () => bridge && opened.kv,
     log,
     cron: Deno.cron,
   })
   : undefined;
 
-kv = await openKv(config.kvPath).catch((error) => {
+opened.kv = await openKv(config.kvPath).catch((error) => {
   console.error(kvOpenError(config.kvPath, error));
   Deno.exit(1);
 });
-bridge = startBridge(config, { kv, log });
+bridge = startBridge(config, { kv: opened.kv, log });
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

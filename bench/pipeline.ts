@@ -5,16 +5,7 @@
  * = AYD stream ended → Twilio request received.
  */
 import { startMain } from "../tests/_process.ts";
-import {
-  benchEnv,
-  load,
-  post,
-  signedRequests,
-  startFakes,
-  summarize,
-  table,
-  until,
-} from "./_shared.ts";
+import { benchEnv, post, signedRequests, startFakes, summarize, table, until } from "./_shared.ts";
 
 export async function pipeline(options: {
   messages: number;
