@@ -1,13 +1,16 @@
 /**
  * The admin API under `/admin`, present only when `ADMIN_TOKEN` is set:
  * `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; an
- * address that keeps failing is locked out for a while.
+ * address that keeps failing is locked out for a while. The operator console
+ * (`console.tsx`) lives beside it under the same prefix and shares the
+ * lockout.
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
-import { getConnInfo } from "hono/deno";
+import { clientAddress, createLockout, tokenChecker } from "./_console_auth.ts";
+import { readSession } from "./_console_session.ts";
+import { mountConsole } from "./console.tsx";
 import type { DeadLetter } from "./conversation.ts";
 import { retryDeadLetter } from "./dead_letters.ts";
 import { deadLetterKey, type JobBackend } from "./jobs.ts";
@@ -27,10 +30,7 @@ export interface AdminDeps {
   now: () => number;
 }
 
-/** Failed attempts from one address before it is locked out. */
-export const MAX_FAILURES = 5;
-/** How long failures are remembered, and a lockout lasts. */
-export const LOCKOUT_MS = 10 * 60_000;
+export { LOCKOUT_MS, MAX_FAILURES } from "./_console_auth.ts";
 
 /**
  * Creates the admin sub-app.
@@ -42,27 +42,28 @@ export const LOCKOUT_MS = 10 * 60_000;
  */
 export function createAdminApp(deps: AdminDeps): Hono {
   const admin = new Hono();
-  const expected = digest(deps.token);
-  const failures = new Map<string, { count: number; since: number }>();
+  const isAdminToken = tokenChecker(deps.token);
+  const lockout = createLockout(deps.now);
+  // The console's pages come first: they sign in with a cookie, not a bearer.
+  mountConsole(admin, { ...deps, lockout, isAdminToken });
 
   admin.use(async (c, next) => {
     const address = clientAddress(c);
-    const now = deps.now();
-    const record = failures.get(address);
-    if (record && now - record.since > LOCKOUT_MS) failures.delete(address);
-    const current = failures.get(address);
-    if (current && current.count >= MAX_FAILURES) {
-      const retryAfter = Math.ceil((current.since + LOCKOUT_MS - now) / 1000);
+    const retryAfter = lockout.retryAfter(address);
+    if (retryAfter !== undefined) {
       return c.text("Too Many Requests", 429, { "retry-after": String(retryAfter) });
     }
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-    if (!timingSafeEqual(digest(given), expected)) {
-      failures.set(address, { count: (current?.count ?? 0) + 1, since: current?.since ?? now });
-      deps.log.warn("admin.unauthorized", { failures: (current?.count ?? 0) + 1 });
+    // The console links to the CSV download, which a browser fetches with its cookie.
+    const viaConsole = !header && c.req.method === "GET" && c.req.path === "/admin/sessions.csv" &&
+      await readSession(deps.kv, c, deps.now()) !== undefined;
+    if (!viaConsole && !isAdminToken(given)) {
+      const failures = lockout.fail(address);
+      deps.log.warn("admin.unauthorized", { failures });
       return c.text("Unauthorized", 401, { "www-authenticate": 'Bearer realm="admin"' });
     }
-    failures.delete(address);
+    if (!viaConsole) lockout.clear(address);
     await next();
   });
 
@@ -114,18 +115,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
 
   return admin;
-}
-
-function digest(value: string): Uint8Array {
-  return createHash("sha256").update(value).digest();
-}
-
-function clientAddress(c: Parameters<typeof getConnInfo>[0]): string {
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** `+15551234567`, `15551234567` or `whatsapp:+15551234567` → `+15551234567`. */
