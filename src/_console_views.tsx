@@ -32,6 +32,8 @@ export const Layout: FC<{ title: string; csrf?: string; children?: Child }> = (p
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
+      {/* The site-wide no-referrer policy would make the browser send Origin: null on our own forms. */}
+      <meta name="referrer" content="same-origin" />
       <title>{props.title} · Bridge console</title>
       <style>{STYLE}</style>
     </head>

@@ -160,6 +160,7 @@ Deno.test("Console - a form without the session's CSRF token, or from another si
     [{}, { cookie }],
     [{ csrf: csrf.slice(0, -1) + "x" }, { cookie }],
     [{ csrf }, { cookie, origin: "https://evil.example" }],
+    [{ csrf }, { cookie, origin: "null" }],
     [{ csrf }, { cookie, "sec-fetch-site": "cross-site" }],
   ];
   for (const [form, headers] of attempts) {
