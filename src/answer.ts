@@ -18,6 +18,7 @@ export const REPLIES = {
   renewalFailed: "Sorry, I'm having trouble maintaining our conversation. Please try again.",
   timeout: "Sorry, the request took too long. Please try again.",
   failure: "Sorry, something went wrong. Please try again.",
+  cutShort: "Sorry, the rest of this answer was lost on the way. Please ask again.",
   notText:
     "I can only read text messages, not photos, voice notes, stickers, locations or contacts. " +
     'Please type your question, for example: "How many orders shipped late last week?"',
@@ -69,13 +70,20 @@ export interface AnswerDeps {
   /** For numbers not allowed, at most once a day; "" = silence. */
   deniedReply: string;
   sessions: SessionStore;
-  ask: (token: string, question: string, signal: AbortSignal) => Promise<AydAnswer>;
+  /** Asks AYD; `onText` sees the answer's Markdown as it streams in. */
+  ask: (
+    token: string,
+    question: string,
+    signal: AbortSignal,
+    onText?: (delta: string) => void,
+  ) => Promise<AydAnswer>;
   log: Logger;
   aydTimeoutMs: number;
 }
 
 /**
- * The reply to one message.
+ * The reply to one message. An AYD answer's text is Markdown, and `onText`
+ * sees it as it streams in; every other reply is WhatsApp text.
  *
  * @example
  * ```ts
@@ -86,13 +94,14 @@ export async function composeReply(
   deps: AnswerDeps,
   record: MessageRecord,
   fields: Record<string, string | number>,
+  onText?: (delta: string) => void,
 ): Promise<Reply> {
   if (record.refusal) return await refusalNotice(deps.kv, record, deps.deniedReply);
   if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
   const command = parseCommand(record.body);
   if (command === "reset") await deps.sessions.drop(record.phone);
   if (command) return { text: COMMAND_REPLIES[command], outcome: "command" };
-  return await askAyd(deps, record, fields);
+  return await askAyd(deps, record, fields, onText);
 }
 
 /** Asks AYD within the time budget, renewing an expired session once. */
@@ -100,6 +109,7 @@ async function askAyd(
   deps: AnswerDeps,
   record: MessageRecord,
   fields: Record<string, string | number>,
+  onText?: (delta: string) => void,
 ): Promise<Reply> {
   const started = performance.now();
   const controller = new AbortController();
@@ -121,7 +131,7 @@ async function askAyd(
     let answer: AydAnswer;
     try {
       deps.log.info("ask.started", fields);
-      answer = await deps.ask(session.token, record.body, signal);
+      answer = await deps.ask(session.token, record.body, signal, onText);
     } catch (error) {
       if (!(error instanceof AydError && error.kind === "unauthorized")) {
         return fail(error, REPLIES.failure);
@@ -133,7 +143,8 @@ async function askAyd(
         return fail(renewError, REPLIES.renewalFailed);
       }
       try {
-        answer = await deps.ask(session.token, record.body, signal);
+        // A 401 comes before any text, so `onText` has seen nothing yet.
+        answer = await deps.ask(session.token, record.body, signal, onText);
       } catch (retryError) {
         const refusedAgain = retryError instanceof AydError && retryError.kind === "unauthorized";
         return fail(retryError, refusedAgain ? REPLIES.renewalFailed : REPLIES.failure);

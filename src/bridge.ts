@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { createApp } from "./app.ts";
+import { type AppDeps, createApp } from "./app.ts";
 import { askAyd, type AydOptions, createAydSession } from "./ayd.ts";
 import type { Config } from "./config.ts";
 import { createConversationHandler } from "./conversation.ts";
@@ -48,6 +48,8 @@ export function startBridge(
     log: Logger;
     fetch?: typeof fetch;
     twilioRetry?: RetryPolicy;
+    /** More routes by mount path; only the sandbox passes any. */
+    routes?: AppDeps["routes"];
   },
 ): Bridge {
   const { kv, log } = deps;
@@ -81,12 +83,13 @@ export function startBridge(
     handle: createConversationHandler({
       kv,
       sessions,
-      ask: (token, question, signal) => askAyd(ayd, token, question, signal),
+      ask: (token, question, signal, onText) => askAyd(ayd, token, question, signal, onText),
       sender,
       log,
       maxSmsChars: config.maxSmsChars,
       aydTimeoutMs: config.aydTimeoutMs,
       typingIndicator: config.typingIndicator,
+      partMarkers: config.partMarkers,
       deniedReply: config.deniedReply,
       retry: {
         budgetMs: config.jobRetryBudgetMs,
@@ -105,6 +108,7 @@ export function startBridge(
     twilioAuthToken: config.twilioAuthToken,
     twilioWebhookUrl: config.twilioWebhookUrl,
     statusCallbackUrl: statusCallback,
+    routes: deps.routes,
     admin: config.adminToken
       ? {
         token: config.adminToken,

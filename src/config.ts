@@ -9,6 +9,7 @@ import { chooseBackend, type JobBackend } from "./jobs.ts";
 import { resolveKvLocation } from "./kv.ts";
 import { parseAllowedNumbers } from "./policy.ts";
 import type { LogLevel } from "./log.ts";
+import type { PartMarkers } from "./whatsapp_format.ts";
 
 /** The bridge's settings, after defaults and validation. */
 export interface Config {
@@ -42,6 +43,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Show WhatsApp's "typing…" while an answer is prepared. */
   typingIndicator: boolean;
+  /** How the parts of a long answer are numbered. */
+  partMarkers: PartMarkers;
   /** Who may ask; undefined = everyone. */
   allowedNumbers: ReadonlySet<string> | undefined;
   /** Sent at most once a day to a number not allowed; "" = silence. */
@@ -233,6 +236,12 @@ const VARIABLES = {
     fallback: "true",
     hint: 'true or false: show "typing…" while an answer is prepared (default true)',
   },
+  PART_MARKERS: {
+    schema: z.enum(["none", "count", "total"]),
+    fallback: "none",
+    hint: "none, count ((1), (2) … (3/3); parts still go out while AYD writes) or " +
+      "total ((1/3) on every part; the first part waits for the whole answer) (default none)",
+  },
 } satisfies Record<string, Variable>;
 
 type Name = keyof typeof VARIABLES;
@@ -264,6 +273,9 @@ export function loadConfig(
       problems.push(`${name} is invalid: it must be ${variable.hint}.`);
     }
   }
+  if (values.PART_MARKERS !== "none" && (values.MAX_SMS_CHARS as number) < 40) {
+    problems.push("PART_MARKERS needs MAX_SMS_CHARS of at least 40: raise it or set none.");
+  }
   if (problems.length > 0) return { ok: false, problems };
 
   return {
@@ -290,6 +302,7 @@ export function loadConfig(
       jobLeaseMs: values.JOB_LEASE_MS as number,
       shutdownGraceMs: values.SHUTDOWN_GRACE_MS as number,
       typingIndicator: values.TYPING_INDICATOR as boolean,
+      partMarkers: values.PART_MARKERS as PartMarkers,
       allowedNumbers: values.ALLOWED_NUMBERS as Set<string> | undefined,
       deniedReply: values.DENIED_REPLY as string,
       rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE as number,

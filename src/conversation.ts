@@ -1,9 +1,10 @@
 /**
  * Answering one message: ask AYD in the sender's conversation, then deliver
- * the reply part by part. Progress is written to KV under the lane's lease
- * at every step, so a restarted job neither asks again once it has the
- * answer nor resends the parts that went out. Every failure ends in a message
- * to the user, worded as the Flask app worded it.
+ * the reply part by part — the first parts while AYD is still writing the
+ * rest. Progress is written to KV under the lane's lease at every step, so a
+ * restarted job neither asks again once it has the answer (or once part of it
+ * went out) nor resends the parts that went out. Every failure ends in a
+ * message to the user, worded as the Flask app worded it.
  *
  * @module
  */
@@ -11,10 +12,17 @@ import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
 import { type Backoff, backoffDelay } from "./backoff.ts";
 import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { type Lease, queueKey } from "./lanes.ts";
+import { sendEarly } from "./_early_sends.ts";
 import { describeError, maskPhone } from "./log.ts";
 import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
 import { count, recordAnswerTime } from "./stats.ts";
-import { splitMessage } from "./whatsapp_format.ts";
+import {
+  createPartStream,
+  labelPart,
+  MARKER_ROOM,
+  type PartMarkers,
+  splitMessage,
+} from "./whatsapp_format.ts";
 import type { Disposition, MessageHandler } from "./worker.ts";
 
 /** A job that ended without answering its message. */
@@ -41,6 +49,7 @@ export interface ConversationDeps extends AnswerDeps {
   retry: JobRetry;
   /** Show "typing…" while the answer is prepared. */
   typingIndicator: boolean;
+  partMarkers: PartMarkers;
   now?: () => number;
 }
 
@@ -132,51 +141,99 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
   }
 
   async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+    const alreadySent = queued.sentParts ?? 0;
+    if (queued.state === "asking" && alreadySent > 0) {
+      // Stopped mid-stream: asking again would repeat the parts the user has.
+      await notify(deps, queued, REPLIES.cutShort);
+      return finish(
+        lease,
+        { ...queued, outcome: "failed" },
+        `interrupted after ${alreadySent} parts`,
+      );
+    }
     if (queued.state === "asking" && queued.attempt >= deps.retry.maxAttempts) {
       // Interrupted that often, the message itself may be what kills the process.
-      await apologize(deps, queued);
+      await notify(deps, queued, REPLIES.failure);
       return finish(lease, { ...queued, outcome: "failed" }, "interrupted too many times");
     }
     const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
     if (!await save(lease, record)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
+    const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
+    const stream = createPartStream(room);
+    const streamed: string[] = [];
+    const early = sendEarly(record, {
+      lease,
+      sender: deps.sender,
+      log,
+      markers: deps.partMarkers,
+      // The last part kept may need the "answer cut" note.
+      limit: MAX_REPLY_PARTS - 1,
+      save: (next, extra) => save(lease, next, (op) => (extra?.(op), op)),
+    });
     const stopTyping = showTyping(deps, record);
-    const reply = await composeReply(deps, record, fieldsOf(record)).finally(stopTyping);
-    if (reply.outcome === "failed" && reply.transient) {
-      const at = retryAt(record);
+    const reply = await composeReply(deps, record, fieldsOf(record), (delta) => {
+      for (const part of stream.push(delta)) early.offer(part, streamed.push(part) - 1);
+    }).finally(stopTyping);
+    early.stop();
+
+    if (reply.outcome === "failed") {
+      const { sent, lost } = await early.settled();
+      if (lost) return "lost";
+      if (sent > 0) {
+        // Asking again would repeat what the user already has.
+        await notify(deps, record, REPLIES.cutShort);
+        const cut = { ...record, sentParts: sent, outcome: "failed" as const };
+        return finish(lease, cut, `answer cut after ${sent} parts: ${reply.reason}`);
+      }
+      const at = reply.transient ? retryAt(record) : undefined;
       if (at !== undefined) {
         return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
       }
     }
+    let texts = reply.outcome === "answered" ? [...streamed, ...stream.end()] : [];
+    if (texts.length === 0) {
+      texts = splitMessage(reply.outcome === "answered" ? REPLIES.empty : reply.text, room);
+    }
+    texts = limitParts(texts, room);
     const parts: ReplyPart[] = [
-      ...limitParts(splitMessage(reply.text, deps.maxSmsChars), deps.maxSmsChars)
-        .map((body) => ({ body })),
+      ...texts.map((text, i) => ({ body: labelPart(text, i, texts.length, deps.partMarkers) })),
       ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
     ];
     const replying: MessageRecord = {
       ...record,
       state: "replying",
       parts: parts.length,
-      sentParts: 0,
       outcome: reply.outcome,
       lastError: reply.reason,
     };
-    const saved = await save(lease, replying, (op) => {
-      parts.forEach((part, i) => op.set(replyPartKey(record.messageSid, i), part));
-      return op;
+    // The answer is durable before the send under way (if any) ends, so a
+    // crash now resumes the delivery instead of cutting the answer short.
+    const unsent = early.sent();
+    const saved = await early.saveInTurn(() => replying, (op) => {
+      for (let i = unsent; i < parts.length; i++) {
+        op.set(replyPartKey(record.messageSid, i), parts[i]);
+      }
     });
-    return saved ? replying : "lost";
+    const { sent, lost } = await early.settled();
+    if (!saved || lost) return "lost";
+    if (sent > 0) log.info("reply.streamed", { ...fieldsOf(record), parts: sent });
+    return { ...replying, sentParts: sent };
   }
 
   async function deliver(lease: Lease, replying: MessageRecord): Promise<Disposition> {
     const prefix = ["reply_parts", replying.messageSid];
-    const parts = (await Array.fromAsync(kv.list<ReplyPart>({ prefix }))).map((e) => e.value);
+    const parts = new Map<Deno.KvKeyPart, ReplyPart>();
+    for await (const entry of kv.list<ReplyPart>({ prefix })) parts.set(entry.key[2], entry.value);
     let record = replying;
-    for (let index = record.sentParts ?? 0; index < parts.length; index++) {
+    const total = record.parts ?? parts.size;
+    for (let index = record.sentParts ?? 0; index < total; index++) {
       if (!lease.held()) return "lost";
       try {
-        const { body, mediaUrl } = parts[index];
+        const part = parts.get(index);
+        if (!part) throw new Error(`part ${index + 1} of the reply is missing from KV`);
+        const { body, mediaUrl } = part;
         await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
       } catch (error) {
         const reason = describeError(error);
@@ -186,13 +243,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         if (at !== undefined) {
           return postpone(lease, { ...record, attempt: record.attempt + 1 }, at, reason);
         }
-        if (record.outcome !== "failed") await apologize(deps, record);
+        if (record.outcome !== "failed") await notify(deps, record, REPLIES.failure);
         return finish(lease, record, reason);
       }
       record = { ...record, sentParts: index + 1 };
       if (!await save(lease, record)) return "lost";
     }
-    log.info("reply.sent", { ...fieldsOf(record), parts: parts.length, outcome: record.outcome });
+    log.info("reply.sent", { ...fieldsOf(record), parts: total, outcome: record.outcome });
     return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
   }
 
@@ -245,9 +302,9 @@ function showTyping(deps: ConversationDeps, record: MessageRecord): () => void {
 const TYPING_REFRESH_MS = 20_000;
 
 /** One last message so the user is never left in silence; best effort. */
-async function apologize(deps: ConversationDeps, record: MessageRecord) {
+async function notify(deps: ConversationDeps, record: MessageRecord, body: string) {
   try {
-    await deps.sender.send({ to: record.phone, body: REPLIES.failure });
+    await deps.sender.send({ to: record.phone, body });
   } catch (error) {
     deps.log.error("apology.failed", { ...fieldsOf(record), reason: describeError(error) });
   }

@@ -1,16 +1,33 @@
 /**
- * Fitting answers into WhatsApp messages.
+ * Fitting answers into WhatsApp messages: Markdown → WhatsApp text (see
+ * `markdown_whatsapp.ts`), cut into parts of at most `MAX_SMS_CHARS`, at once
+ * or while the answer is still streaming.
+ *
+ * Parts are cut where a reader expects a pause: a paragraph break, else a
+ * line break, a sentence end, a space, and only as a last resort between two
+ * grapheme clusters (never inside an emoji, a flag or a letter with its
+ * accents). A ``` block or a table card that fits in a part is never cut; a
+ * longer block is closed at the end of one part and reopened in the next.
  *
  * @module
  */
-
-const graphemes = new Intl.Segmenter("en", { granularity: "grapheme" });
+import { nextPart, type SplitState, TEXT_START } from "./_split.ts";
+import { createMarkdownStream, markdownToWhatsApp } from "./markdown_whatsapp.ts";
 
 /**
- * Splits `text` into consecutive parts of at most `maxChars` UTF-16 code
- * units (what Twilio's 1,600-character limit counts, or stricter), cutting at
- * a paragraph break, else a line break, else a space, else between grapheme
- * clusters. Joining the parts gives back `text` exactly.
+ * Part markers: `none`; `count` marks parts `(1)`, `(2)` … and the last
+ * `(3/3)`, so parts can go out while the answer streams; `total` marks every
+ * part `(1/3)`, which needs the whole answer before the first part is sent.
+ */
+export type PartMarkers = "none" | "count" | "total";
+
+/** Room a marker takes: a line break and `(20/20)`. */
+export const MARKER_ROOM = 8;
+
+/**
+ * Splits WhatsApp text into parts of at most `maxChars` UTF-16 code units
+ * (what Twilio's 1,600-character limit counts). Outside code blocks, joining
+ * the parts gives back `text` exactly.
  *
  * @example
  * ```ts
@@ -20,58 +37,103 @@ const graphemes = new Intl.Segmenter("en", { granularity: "grapheme" });
  */
 export function splitMessage(text: string, maxChars: number): string[] {
   if (maxChars < 1) throw new RangeError("maxChars must be at least 1");
-  const parts: string[] = [];
-  let rest = text;
-  while (rest.length > maxChars) {
-    const cut = cutPoint(rest, maxChars);
-    parts.push(rest.slice(0, cut));
-    rest = rest.slice(cut);
-  }
-  if (rest.length > 0) {
-    const last = parts.length - 1;
-    // A tail of only whitespace would be an empty-looking message.
-    if (last >= 0 && rest.trim() === "" && parts[last].length + rest.length <= maxChars) {
-      parts[last] += rest;
-    } else {
-      parts.push(rest);
-    }
-  }
-  return parts;
+  const cutter = createCutter(maxChars);
+  cutter.add(text);
+  return cutter.take(true);
 }
 
-/** Where to end the next part of `text`, which is longer than `max`. */
-function cutPoint(text: string, max: number): number {
-  const window = text.slice(0, max);
-  // A boundary in the first third would leave a stub of a part; look further.
-  const floor = Math.floor(max / 3);
-  for (const boundary of [/\n[ \t]*\n/g, /\n/g, /[ \t]/g]) {
-    const end = lastMatchEnd(window, boundary);
-    if (end > floor) return extendOverWhitespace(text, end, max);
+/**
+ * Converts an AYD answer and splits it into parts.
+ *
+ * @example
+ * ```ts
+ * formatAnswer("**3** late orders", 1600); // ["*3* late orders"]
+ * ```
+ */
+export function formatAnswer(markdown: string, maxChars: number): string[] {
+  return splitMessage(markdownToWhatsApp(markdown), maxChars);
+}
+
+/** Turns a streamed Markdown answer into WhatsApp parts as they become final. */
+export interface PartStream {
+  /** Takes the next piece of the answer; returns the parts that are now final. */
+  push(markdown: string): string[];
+  /** Ends the answer; returns the remaining parts. */
+  end(): string[];
+}
+
+/**
+ * A part is final once its cut is chosen and the next part has begun; it
+ * never changes after that. All the parts, in order, equal
+ * {@linkcode formatAnswer} of the whole answer.
+ *
+ * @example
+ * ```ts
+ * const stream = createPartStream(1600);
+ * for await (const delta of answerDeltas) for (const part of stream.push(delta)) send(part);
+ * for (const part of stream.end()) send(part);
+ * ```
+ */
+export function createPartStream(maxChars: number): PartStream {
+  const markdown = createMarkdownStream();
+  const cutter = createCutter(maxChars);
+  return {
+    push(piece) {
+      cutter.add(markdown.push(piece));
+      return cutter.take(false);
+    },
+    end() {
+      cutter.add(markdown.end());
+      return cutter.take(true);
+    },
+  };
+}
+
+/**
+ * A part as sent: trailing whitespace dropped, marker added.
+ *
+ * @example
+ * ```ts
+ * labelPart("Top customers…\n\n", 0, undefined, "count"); // "Top customers…\n(1)"
+ * labelPart("…the end.", 2, 3, "count"); // "…the end.\n(3/3)"
+ * ```
+ */
+export function labelPart(
+  part: string,
+  index: number,
+  total: number | undefined,
+  markers: PartMarkers,
+): string {
+  const body = part.trimEnd();
+  if (markers === "none" || total === 1) return body;
+  if (total === undefined || (markers === "count" && index < total - 1)) {
+    return `${body}\n(${index + 1})`;
   }
-  return lastGraphemeBoundary(text, max);
+  return `${body}\n(${index + 1}/${total})`;
 }
 
-function lastMatchEnd(window: string, pattern: RegExp): number {
-  let end = -1;
-  for (const match of window.matchAll(pattern)) end = match.index + match[0].length;
-  return end;
-}
-
-/** Keeps a run of whitespace with the part it follows, while it fits. */
-function extendOverWhitespace(text: string, end: number, max: number): number {
-  while (end < max && /\s/.test(text[end])) end++;
-  return end;
-}
-
-function lastGraphemeBoundary(text: string, max: number): number {
-  let boundary = 0;
-  // The look-ahead shows whether the cluster straddling `max` ends there.
-  for (const { index } of graphemes.segment(text.slice(0, max + 64))) {
-    if (index > max) break;
-    boundary = index;
-  }
-  if (boundary > 0) return boundary;
-  // One grapheme longer than a whole part: cut it between code points.
-  const high = text.charCodeAt(max - 1);
-  return high >= 0xd800 && high <= 0xdbff ? max - 1 : max;
+/**
+ * Cuts text that may still be growing at its end. Below 40 characters a part
+ * has no room to close and reopen code blocks, so they are cut as plain text.
+ */
+function createCutter(maxChars: number) {
+  let pending = "";
+  let state: SplitState = TEXT_START;
+  return {
+    add(text: string) {
+      pending += text;
+    },
+    take(complete: boolean): string[] {
+      const parts: string[] = [];
+      while (pending !== "") {
+        const piece = nextPart(pending, state, maxChars, complete, { code: maxChars >= 40 });
+        if (!piece) break;
+        if (piece.consumed === 0) throw new Error("splitter made no progress");
+        parts.push(piece.part);
+        pending = pending.slice(piece.consumed);
+        state = piece.next;
+      }
+      return parts;
+    },
+  };
 }

@@ -180,3 +180,11 @@ export const BACKENDS: readonly JobBackend[] = ["kv-queue", "outbox"];
 export function testBothBackends(name: string, fn: (backend: JobBackend) => Promise<void>) {
   for (const backend of BACKENDS) Deno.test(`${name} [${backend}]`, () => fn(backend));
 }
+
+/**
+ * The words of a text, for comparing what was sent with what was written:
+ * parts are sent without the whitespace they were cut at.
+ */
+export function words(text: string): string[] {
+  return text.split(/\s+/).filter((word) => word !== "");
+}
