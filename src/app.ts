@@ -40,6 +40,8 @@ export interface AppDeps {
   /** The URL Twilio posts delivery statuses to (and signs). */
   statusCallbackUrl: string;
   policy: Policy;
+  /** More routes by mount path (the sandbox's `/sandbox`); a normal start has none. */
+  routes?: Record<string, Hono>;
   /** The admin API; absent = `/admin` does not exist. */
   admin?: Omit<AdminDeps, "kv" | "log" | "now">;
   now?: () => number;
@@ -136,6 +138,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.admin) {
     app.route("/admin", createAdminApp({ ...deps.admin, kv: deps.kv, log: deps.log, now }));
   }
+
+  for (const [path, routes] of Object.entries(deps.routes ?? {})) app.route(path, routes);
 
   app.notFound((c) => c.text("Not Found", 404));
   app.onError((error, c) => {
