@@ -1,0 +1,210 @@
+/**
+ * The sandbox chat page: one HTML document with its style and a little
+ * vanilla script, no build step. It posts what is typed to `/sandbox/send`
+ * and shows the chat from `/sandbox/events` (Server-Sent Events), rendered
+ * as WhatsApp renders it.
+ *
+ * @module
+ */
+import { DEMO_TOPICS } from "./demo_answers.ts";
+import { renderWhatsApp } from "./whatsapp_markup.ts";
+
+/** The test numbers offered in the page's picker. */
+export const TEST_NUMBERS = ["+15550100001", "+15550100002", "+15550100003"];
+
+/**
+ * The page. `demo` adds buttons for the demo AYD's topics.
+ *
+ * @example
+ * ```ts
+ * app.get("/sandbox", (c) => c.html(sandboxPage({ demo: true })));
+ * ```
+ */
+export function sandboxPage(options: { demo: boolean }): string {
+  const chips = [...(options.demo ? DEMO_TOPICS : []), "help", "reset"]
+    .map((topic) => `<button type="button" class="chip">${topic}</button>`).join("");
+  const numbers = TEST_NUMBERS.map((n) => `<option>${n}</option>`).join("");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>WhatsApp sandbox · AskYourDatabase bridge</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main class="phone">
+  <header>
+    <div class="avatar" aria-hidden="true">AYD</div>
+    <div class="who">
+      <div class="name">AskYourDatabase</div>
+      <div id="presence" class="presence">sandbox: nothing leaves this machine</div>
+    </div>
+    <label class="number">You are
+      <select id="number" aria-label="Test number">${numbers}</select>
+    </label>
+  </header>
+  <section id="chat" class="chat" aria-live="polite"></section>
+  <div class="chips">${chips}</div>
+  <form id="composer">
+    <input id="text" autocomplete="off" placeholder="Type a message" aria-label="Message">
+    <button id="send" type="submit" aria-label="Send">➤</button>
+  </form>
+</main>
+<script>
+${renderWhatsApp.toString()}
+${SCRIPT}
+</script>
+</body>
+</html>`;
+}
+
+const STYLE = `
+*{box-sizing:border-box}
+body{margin:0;background:#d1d7db;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111b21}
+.phone{max-width:560px;height:100vh;margin:0 auto;display:flex;flex-direction:column;background:#efeae2}
+header{display:flex;align-items:center;gap:10px;padding:10px 14px;background:#008069;color:#fff}
+.avatar{width:40px;height:40px;border-radius:50%;background:#fff;color:#008069;display:grid;place-items:center;font-weight:700;font-size:13px}
+.who{flex:1;min-width:0}.name{font-weight:600}.presence{font-size:12px;opacity:.85}
+.number{font-size:12px;display:flex;flex-direction:column;gap:2px}
+.number select{font:inherit;font-size:13px;border:0;border-radius:4px;padding:2px 4px}
+.chat{flex:1;overflow-y:auto;padding:12px 5%;display:flex;flex-direction:column;gap:4px}
+.msg{max-width:85%;padding:6px 8px 4px;border-radius:8px;box-shadow:0 1px .5px rgba(11,20,26,.13);white-space:pre-wrap;overflow-wrap:anywhere}
+.mine{align-self:flex-end;background:#d9fdd3}.theirs{align-self:flex-start;background:#fff}
+.msg pre{margin:2px 0;padding:6px;background:rgba(0,0,0,.05);border-radius:4px;font:13px/1.35 ui-monospace,Menlo,Consolas,monospace;white-space:pre;overflow-x:auto}
+.msg code{font:13px ui-monospace,Menlo,Consolas,monospace;background:rgba(0,0,0,.05);padding:0 3px;border-radius:3px}
+.msg img{display:block;max-width:100%;border-radius:6px}
+.quote{display:block;border-left:3px solid #06cf9c;padding-left:6px;color:#54656f}
+.meta{font-size:11px;color:#667781;text-align:right;margin-top:2px;white-space:nowrap}
+.ticks{margin-left:4px}.ticks.read{color:#53bdeb}.ticks.failed{color:#d00}
+.typing{color:#667781;font-style:italic}
+.note{align-self:center;background:#ffeecd;font-size:12px;padding:4px 8px;border-radius:6px}
+.chips{display:flex;flex-wrap:wrap;gap:6px;padding:6px 10px;background:#f0f2f5}
+.chip{font:inherit;font-size:13px;border:1px solid #c9d1d6;background:#fff;border-radius:14px;padding:3px 10px;cursor:pointer}
+form{display:flex;gap:8px;padding:8px 10px;background:#f0f2f5}
+#text{flex:1;font:inherit;border:0;border-radius:8px;padding:9px 12px}
+#send{border:0;border-radius:50%;width:40px;background:#008069;color:#fff;font-size:16px;cursor:pointer}
+`;
+
+/** The page's behaviour; `renderWhatsApp` is defined just before it. */
+const SCRIPT = `
+const params = new URLSearchParams(location.search);
+const phone = /^\\+[1-9]\\d{6,14}$/.test(params.get("phone") || "") ? params.get("phone") : "${
+  TEST_NUMBERS[0]
+}";
+const picker = document.getElementById("number");
+if (![...picker.options].some((o) => o.value === phone)) picker.add(new Option(phone), 0);
+picker.value = phone;
+picker.onchange = () => { location.search = "?phone=" + encodeURIComponent(picker.value); };
+document.title = phone + " · " + document.title;
+
+const chat = document.getElementById("chat");
+const presence = document.getElementById("presence");
+const bubbles = new Map();
+let lastSeq = 0, typingTimer, typingBubble;
+
+const time = (at) => new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const TICKS = { sending: "🕓", delivered: "✓✓", read: "✓✓", failed: "!" };
+
+function note(text) {
+  const div = document.createElement("div");
+  div.className = "note";
+  div.textContent = text;
+  chat.append(div);
+  chat.scrollTop = chat.scrollHeight;
+}
+
+function stopTyping() {
+  clearTimeout(typingTimer);
+  typingBubble?.remove();
+  typingBubble = undefined;
+  presence.textContent = "online";
+}
+
+function setStatus(id, status) {
+  const bubble = bubbles.get(id);
+  if (!bubble) return;
+  bubble.dataset.status = status;
+  const ticks = bubble.querySelector(".ticks");
+  if (!ticks) return;
+  const word = status.split(" ")[0];
+  ticks.textContent = TICKS[word] || "✓";
+  ticks.className = "ticks " + word;
+  ticks.title = status;
+}
+
+function bubble(event, mine) {
+  const div = document.createElement("div");
+  div.className = "msg " + (mine ? "mine" : "theirs");
+  div.dataset.id = event.id;
+  const text = document.createElement("div");
+  text.className = "text";
+  if (mine) text.textContent = event.text;
+  else text.innerHTML = event.body ? renderWhatsApp(event.body) : "";
+  for (const url of event.mediaUrls || []) {
+    if (!/^https?:/.test(url)) continue;
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = "chart";
+    text.append(img);
+  }
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.textContent = time(event.at);
+  const ticks = document.createElement("span");
+  ticks.className = "ticks";
+  meta.append(ticks);
+  div.append(text, meta);
+  bubbles.set(event.id, div);
+  (typingBubble && !mine ? typingBubble.before(div) : chat.append(div));
+  setStatus(event.id, event.status);
+  chat.scrollTop = chat.scrollHeight;
+}
+
+function apply(event) {
+  if (event.seq <= lastSeq) return;
+  lastSeq = event.seq;
+  if (event.kind === "inbound") bubble(event, true);
+  else if (event.kind === "reply") { stopTyping(); bubble(event, false); }
+  else if (event.kind === "status") setStatus(event.id, event.status);
+  else if (event.kind === "typing") {
+    stopTyping();
+    presence.textContent = "typing…";
+    typingBubble = document.createElement("div");
+    typingBubble.className = "msg theirs typing";
+    typingBubble.textContent = "typing…";
+    chat.append(typingBubble);
+    chat.scrollTop = chat.scrollHeight;
+    // WhatsApp shows it for at most 25 seconds.
+    typingTimer = setTimeout(stopTyping, 25000);
+  }
+}
+
+const events = new EventSource("/sandbox/events?phone=" + encodeURIComponent(phone));
+events.onmessage = (message) => apply(JSON.parse(message.data));
+events.onopen = () => { document.body.dataset.connected = "true"; };
+
+async function send(text) {
+  if (!text.trim()) return;
+  try {
+    const response = await fetch("/sandbox/send", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ phone, text }),
+    });
+    if (!response.ok) note("Not sent: " + (await response.text()));
+  } catch (error) {
+    note("Not sent: the sandbox is not reachable (" + error.message + ")");
+  }
+}
+
+const input = document.getElementById("text");
+document.getElementById("composer").onsubmit = (e) => {
+  e.preventDefault();
+  send(input.value);
+  input.value = "";
+  input.focus();
+};
+for (const chip of document.querySelectorAll(".chip")) chip.onclick = () => send(chip.textContent);
+input.focus();
+`;

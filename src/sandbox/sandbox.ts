@@ -1,0 +1,170 @@
+/**
+ * The sandbox: the real bridge (same routes, jobs, KV and formatting) with a
+ * demo AYD (or the configured real one) and a Twilio stand-in that shows
+ * replies in the `/sandbox` chat page instead of sending them. Throwaway
+ * Twilio credentials are made up for each run.
+ *
+ * @module
+ */
+import { type Bridge, startBridge } from "../bridge.ts";
+import { type Config, loadConfig } from "../config.ts";
+import { openKv } from "../kv.ts";
+import { createLogger, type Logger, type LogLevel } from "../log.ts";
+import { startCaptureTwilio } from "./capture_twilio.ts";
+import { type DemoAyd, startDemoAyd } from "./demo_ayd.ts";
+import { type ChatHub, createChatHub } from "./hub.ts";
+import { createSandboxRoutes } from "./routes.ts";
+import { randomSid } from "./signed_post.ts";
+
+/** How to start the sandbox. */
+export interface SandboxOptions {
+  /** Default 127.0.0.1: the sandbox has no authentication, keep it local. */
+  host?: string;
+  /** Default 8000; 0 picks a free port. */
+  port?: number;
+  /**
+   * Ask the real AYD configured in this environment (`ASKYOURDATABASE_API_KEY`,
+   * `ASKYOURDATABASE_CHAT_ID`, optional `AYD_BASE_URL`, `AYD_TIMEOUT_MS`)
+   * instead of the demo.
+   */
+  realAydEnv?: Record<string, string | undefined>;
+  /** Default `:memory:`: each run starts with empty sessions and queues. */
+  kvPath?: string;
+  /** Default `error`, so the terminal shows the URL and real problems only. */
+  logLevel?: LogLevel;
+  log?: Logger;
+  /** The demo AYD's delay between text deltas (ms). */
+  demoPaceMs?: number;
+  /** The Twilio stand-in's delay before "delivered" (ms). */
+  deliveryDelayMs?: number;
+}
+
+/** A running sandbox. */
+export interface Sandbox extends AsyncDisposable {
+  /** The chat page, e.g. `http://127.0.0.1:8000/sandbox`. */
+  url: string;
+  bridge: Bridge;
+  config: Config;
+  /** The bridge's KV (owned by the bridge). */
+  kv: Deno.Kv;
+  hub: ChatHub;
+  /** Absent with a real AYD. */
+  demoAyd?: DemoAyd;
+  close(): Promise<void>;
+}
+
+/** The sandbox could not start because the environment lacks something. */
+export class SandboxConfigError extends Error {
+  override name = "SandboxConfigError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+const FROM_NUMBER = "+14155238886";
+const AYD_VARIABLES = [
+  "ASKYOURDATABASE_API_KEY",
+  "ASKYOURDATABASE_CHAT_ID",
+  "AYD_BASE_URL",
+  "AYD_TIMEOUT_MS",
+];
+
+/**
+ * Starts the stand-ins and the bridge, which serves `/sandbox` too.
+ *
+ * @example
+ * ```ts
+ * const sandbox = await startSandbox({ port: 8000 });
+ * console.log(`Sandbox ready: ${sandbox.url}`);
+ * ```
+ */
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port === 0 ? freePort(host) : options.port ?? 8000;
+  const reachableHost = host === "0.0.0.0" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const publicUrl = `http://${reachableHost}:${port}`;
+  const hub = createChatHub();
+  const accountSid = "AC" + randomSid("").slice(0, 32);
+  const authToken = randomSid("");
+  const demoKey = randomSid("ayd-demo-");
+  const env: Record<string, string | undefined> = {
+    TWILIO_ACCOUNT_SID: accountSid,
+    TWILIO_AUTH_TOKEN: authToken,
+    TWILIO_FROM_NUMBER: FROM_NUMBER,
+    TWILIO_WEBHOOK_URL: `${publicUrl}/whatsapp`,
+    HOST: host,
+    PORT: String(port),
+    DENO_KV_PATH: options.kvPath ?? ":memory:",
+    LOG_LEVEL: options.logLevel ?? "error",
+    ASKYOURDATABASE_API_KEY: demoKey,
+    ASKYOURDATABASE_CHAT_ID: "sandbox-demo",
+    ...(options.realAydEnv
+      ? Object.fromEntries(AYD_VARIABLES.map((name) => [name, options.realAydEnv![name]]))
+      : {}),
+  };
+  const loaded = loadConfig({ ...env, TWILIO_API_BASE_URL: "http://127.0.0.1" });
+  if (!loaded.ok) throw new SandboxConfigError(loaded.problems);
+
+  const twilio = startCaptureTwilio({
+    accountSid,
+    authToken,
+    hub,
+    deliveryDelayMs: options.deliveryDelayMs,
+  });
+  const demoAyd = options.realAydEnv ? undefined : startDemoAyd({
+    apiKey: demoKey,
+    chatId: "sandbox-demo",
+    publicUrl: () => publicUrl,
+    paceMs: options.demoPaceMs,
+  });
+  const config: Config = {
+    ...loaded.config,
+    twilioApiBaseUrl: twilio.url,
+    aydBaseUrl: demoAyd?.url ?? loaded.config.aydBaseUrl,
+  };
+  const stopStandIns = () => Promise.all([twilio.close(), demoAyd?.close()]);
+  let bridge: Bridge | undefined;
+  const routes = createSandboxRoutes({
+    hub,
+    accountSid,
+    authToken,
+    fromNumber: FROM_NUMBER,
+    webhookUrl: config.twilioWebhookUrl,
+    bridgeUrl: () => bridge?.url.replace("://0.0.0.0:", "://127.0.0.1:") ?? publicUrl,
+    demo: demoAyd !== undefined,
+  });
+  let kv: Deno.Kv | undefined;
+  try {
+    kv = await openKv(config.kvPath);
+    const log = options.log ?? createLogger({ level: config.logLevel });
+    bridge = startBridge(config, { kv, log, routes: { "/sandbox": routes } });
+  } catch (error) {
+    kv?.close();
+    await stopStandIns();
+    throw error;
+  }
+  const started = bridge;
+  const close = async () => {
+    hub.close(); // ends the chat streams, which would hold the server open
+    await started.close();
+    await stopStandIns();
+  };
+  return {
+    url: `${publicUrl}/sandbox`,
+    bridge: started,
+    config,
+    kv: kv!,
+    hub,
+    demoAyd,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A port free right now; the bridge must know it before it starts (signatures cover the URL). */
+function freePort(hostname: string): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}

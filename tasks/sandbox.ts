@@ -1,0 +1,77 @@
+/**
+ * `deno task sandbox [--real-ayd] [--port N] [--host H]`: the real bridge with
+ * a demo AYD (or, with `--real-ayd`, the AYD configured in the environment
+ * or `.env`) and a Twilio stand-in; chat with it at the printed URL. No
+ * credentials and no `.env` are needed for the demo.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { formatConfigProblems } from "../src/config.ts";
+import { stdoutLines } from "../src/log.ts";
+import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/sandbox.ts";
+
+const USAGE = "usage: deno task sandbox [--real-ayd] [--port 8000] [--host 127.0.0.1]";
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        "real-ayd": { type: "boolean", default: false },
+        port: { type: "string", default: "8000" },
+        host: { type: "string", default: "127.0.0.1" },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+})();
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  console.error(`--port must be a number from 0 to 65535\n${USAGE}`);
+  Deno.exit(2);
+}
+
+let realAydEnv: Record<string, string | undefined> | undefined;
+if (values["real-ayd"]) {
+  // The variables may sit in .env, as for `deno task dev`; the environment wins.
+  try {
+    process.loadEnvFile(".env");
+  } catch { /* no .env: the environment alone */ }
+  realAydEnv = Deno.env.toObject();
+}
+
+let sandbox: Sandbox;
+try {
+  sandbox = await startSandbox({
+    host: values.host,
+    port,
+    realAydEnv,
+    logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "error",
+  });
+} catch (error) {
+  if (error instanceof SandboxConfigError) {
+    const intro = values["real-ayd"] ? "--real-ayd asks your own AskYourDatabase chatbot.\n" : "";
+    console.error(intro + formatConfigProblems(error.problems));
+  } else if (error instanceof Deno.errors.AddrInUse) {
+    console.error(`Port ${port} is in use: try deno task sandbox --port 8001`);
+  } else {
+    console.error(`The sandbox could not start: ${(error as Error).message}`);
+  }
+  Deno.exit(1);
+}
+
+console.log(`Sandbox ready: ${sandbox.url}`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    await sandbox.close();
+    stdoutLines.flush();
+    Deno.exit(0);
+  });
+}
