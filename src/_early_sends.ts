@@ -97,7 +97,15 @@ export function sendEarly(record: MessageRecord, deps: EarlySendDeps): EarlySend
         break;
       }
       sent = index + 1;
-      await inTurn(() => deps.save({ ...latest, sentParts: sent }));
+      const saved = await inTurn(() => deps.save({ ...latest, sentParts: sent }));
+      if (saved) {
+        deps.log.info("reply.part_sent", {
+          message_sid: record.messageSid,
+          from: maskPhone(record.phone),
+          part: sent,
+          streaming: true,
+        });
+      }
     }
     busy = false;
   }

@@ -1,5 +1,6 @@
 /** `main.ts` stopped gracefully, or killed, and started again on the same KV. */
 import assert from "node:assert/strict";
+import { REPLIES } from "../src/answer.ts";
 import { type FakeAyd, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
 import {
@@ -15,6 +16,7 @@ import {
   whatsAppParams,
   words,
 } from "./_helpers.ts";
+import { LONG_REPORT } from "./fixtures/ayd_answers.ts";
 import { freePort, startMain } from "./_process.ts";
 import type { JobBackend } from "../src/jobs.ts";
 
@@ -110,6 +112,37 @@ testBothBackends(
       assert.equal(ayd.asks.length, 1, "the answer was saved before the crash");
       again.kill("SIGTERM");
       assert.equal(await again.exited, 0);
+    });
+  },
+);
+
+testBothBackends(
+  "crash - killed while AYD streams, after part 1 went out: restarted, a notice, no repeat",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      // The stream stops after part 1 is complete and never resumes.
+      ayd.onAsk(() => ({
+        kind: "answer",
+        text: LONG_REPORT,
+        pause: { afterChars: 1800, until: new Promise<void>(() => {}) },
+      }));
+      {
+        await using main = await startMain(env);
+        await send(main.url, "long question");
+        await twilio.waitForMessages(USER, 1);
+        // Killed once the sent part is on record (before that, part 1 would
+        // be the one tolerated duplicate).
+        await waitFor(() => main.output().includes('"event":"reply.part_sent"'), "part 1 saved");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      await using again = await startMain(env);
+      const replies = await twilio.waitForMessages(USER, 2);
+      assert.equal(replies[1].body, REPLIES.cutShort);
+      assert.equal(ayd.asks.length, 1, "part 1 is not asked for, or sent, again");
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.equal(twilio.messages.length, 2);
     });
   },
 );
