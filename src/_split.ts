@@ -221,6 +221,8 @@ function chooseCut(layout: Layout, cap: number): { at: number; place: Place } | 
       const end = match.index + match[0].length;
       // Inside code only line breaks (cut before the newline) and spaces are usable.
       const candidates: number[] = tier === 1 ? [end, match.index] : [end];
+      // A heading stays with what it heads.
+      if (tier === 0 && endsWithHeading(window, match.index)) continue;
       for (const at of candidates) {
         const where = place(layout, at);
         if (where === "unknown") return undefined;
@@ -234,6 +236,12 @@ function chooseCut(layout: Layout, cap: number): { at: number; place: Place } | 
     if (best) return best;
   }
   return graphemeCut(layout, cap);
+}
+
+/** Whether the block ending at `end` is one bold line, as headings are rendered. */
+function endsWithHeading(text: string, end: number): boolean {
+  const start = text.lastIndexOf("\n", end - 1) + 1;
+  return start > 0 && text[start - 2] === "\n" && /^\*[^*\n]+\*$/.test(text.slice(start, end));
 }
 
 const graphemes = new Intl.Segmenter("en", { granularity: "grapheme" });

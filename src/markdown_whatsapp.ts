@@ -87,12 +87,21 @@ export function createMarkdownStream(): MarkdownStream {
   };
 
   const take = (final: boolean): string => {
-    const tokens = lexMarkdown(source, links);
+    // A line still being written can parse as the start of a new block
+    // ("1" before "1. b"), making the block before it look finished.
+    const lines = final ? source : source.slice(0, source.lastIndexOf("\n") + 1);
+    const tokens = lexMarkdown(lines, links);
     Object.assign(links, tokens.links);
     let last = tokens.length;
     if (!final) { while (last > 0 && tokens[last - 1].type === "space") last--; }
-    // Without the end of the answer, the last block may still grow.
-    const complete = final ? tokens.length : Math.max(0, last - 1);
+    // Without the end of the answer, the last block may still grow, unless
+    // nothing can extend it: a heading or rule whose line ended, a paragraph
+    // or table after a blank line.
+    const complete = final
+      ? tokens.length
+      : last > 0 && isClosed(tokens[last - 1].type, /\n[ \t]*\n$/.test(lines))
+      ? last
+      : Math.max(0, last - 1);
     let text = "";
     let consumed = 0;
     tokens.slice(0, complete).forEach((token, i) => {
@@ -131,6 +140,11 @@ export function createMarkdownStream(): MarkdownStream {
       return take(true);
     },
   };
+}
+
+function isClosed(type: string, blankLineAfter: boolean): boolean {
+  if (type === "heading" || type === "hr") return true;
+  return blankLineAfter && (type === "paragraph" || type === "table");
 }
 
 function restOfCards(table: Tokens.Table, from: number): string[] {
