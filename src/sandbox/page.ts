@@ -105,6 +105,9 @@ let lastSeq = 0, typingTimer, typingBubble;
 
 const time = (at) => new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const TICKS = { sending: "🕓", delivered: "✓✓", read: "✓✓", failed: "!" };
+// Reports may cross (the typing indicator can mark a message read before the
+// webhook's answer says it was delivered): a status never steps back.
+const RANK = { sending: 0, queued: 0, sent: 1, delivered: 2, read: 3 };
 
 function note(text) {
   const div = document.createElement("div");
@@ -123,11 +126,11 @@ function stopTyping() {
 
 function setStatus(id, status) {
   const bubble = bubbles.get(id);
-  if (!bubble) return;
+  const word = status.split(" ")[0];
+  const before = (bubble?.dataset.status || "").split(" ")[0];
+  if (!bubble || (RANK[word] ?? 9) < (RANK[before] ?? -1)) return;
   bubble.dataset.status = status;
   const ticks = bubble.querySelector(".ticks");
-  if (!ticks) return;
-  const word = status.split(" ")[0];
   ticks.textContent = TICKS[word] || "✓";
   ticks.className = "ticks " + word;
   ticks.title = status;
