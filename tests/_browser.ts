@@ -39,7 +39,14 @@ export async function launchBrowser(): Promise<Browser & AsyncDisposable> {
     executablePath: findChromium(),
     headless: true,
     // Root in a container has no user namespaces for Chromium's sandbox.
-    args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+    args: [
+      "--no-sandbox",
+      "--disable-dev-shm-usage",
+      "--disable-gpu",
+      "--disable-partial-raster",
+      "--disable-threaded-animation",
+      "--disable-checker-imaging",
+    ],
   });
   return Object.assign(browser, { [Symbol.asyncDispose]: () => browser.close() });
 }

@@ -23,7 +23,8 @@ async function setUp() {
     /** A tab chatting as `phone`, connected to the live chat stream. */
     async open(phone: string): Promise<Page> {
       const page = await browser.newPage();
-      await page.setViewport({ width: 560, height: 1040 });
+      // Tall enough that the screenshot's conversation fits without scrolling.
+      await page.setViewport({ width: 560, height: 1120 });
       await page.goto(`${sandbox.url}?phone=${encodeURIComponent(phone)}`);
       await page.waitForSelector("body[data-connected=true]");
       return page;
@@ -73,9 +74,22 @@ Deno.test("Sandbox page - a question gets its answer formatted as WhatsApp shows
   }, { polling: 50 });
   // Twilio's typing indicator marked the question read: blue ticks.
   await page.waitForSelector(".msg.mine[data-status=read] .ticks.read");
-  await page.waitForSelector(".msg.theirs[data-status=delivered]");
+  // Twilio's status callbacks went through the bridge: every reply shows delivered.
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll<HTMLElement>(".msg")].every((bubble) =>
+        bubble.dataset.status === (bubble.classList.contains("mine") ? "read" : "delivered")
+      ),
+    { polling: 50 },
+  );
 
-  await page.evaluate(() => document.getElementById("chat")!.scrollTo(0, 1e6));
+  await page.evaluate(() => {
+    // A fixed time of day and no blinking caret keep the committed screenshot
+    // byte-identical between runs.
+    for (const meta of document.querySelectorAll(".meta")) meta.firstChild!.textContent = "09:41";
+    (document.activeElement as HTMLElement | null)?.blur();
+  });
+  await page.evaluate(() => document.fonts.ready.then(() => {}));
   await page.screenshot({ path: SCREENSHOT });
 });
 
