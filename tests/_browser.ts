@@ -10,7 +10,15 @@ export type { Browser, Page };
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 
-/** `CHROMIUM_PATH`, else the first Chromium found in the usual places; throws if none. */
+/**
+ * `CHROMIUM_PATH`, else the first Chromium found in the usual places; throws
+ * with how to install one if none.
+ *
+ * @example
+ * ```ts
+ * puppeteer.launch({ executablePath: findChromium() });
+ * ```
+ */
 export function findChromium(): string {
   const given = Deno.env.get("CHROMIUM_PATH");
   for (const path of given ? [given] : CANDIDATES) {
@@ -71,7 +79,14 @@ export async function withBrowser<T>(fn: (browser: Browser) => Promise<T>): Prom
   }
 }
 
-/** The texts of every element matching `selector`, in document order. */
+/**
+ * The texts of every element matching `selector`, in document order.
+ *
+ * @example
+ * ```ts
+ * const replies = await textsOf(page, ".msg.theirs .text");
+ * ```
+ */
 export function textsOf(page: Page, selector: string): Promise<string[]> {
   return page.$$eval(selector, (elements) => elements.map((e) => e.textContent ?? ""));
 }

@@ -96,7 +96,14 @@ export function demoAnswer(question: string): DemoAnswer {
   return answer("fallback", FALLBACK);
 }
 
-/** The revenue chart as an SVG bar chart (served by the sandbox, no internet needed). */
+/**
+ * The revenue chart as an SVG bar chart (served by the sandbox, no internet needed).
+ *
+ * @example
+ * ```ts
+ * new Response(revenueChartSvg(), { headers: { "content-type": "image/svg+xml" } });
+ * ```
+ */
 export function revenueChartSvg(): string {
   const values = [0.92, 0.74, 1.02, 1.08, 1.17, 1.31];
   const bars = values.map((value, i) => {

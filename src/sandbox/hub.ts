@@ -58,6 +58,7 @@ export function createChatHub(): ChatHub {
   const listeners = new Map<string, Set<(event: Numbered | null) => void>>();
   const owners = new Map<string, string>();
   let seq = 0;
+  let closed = false;
 
   return {
     publish(phone, event) {
@@ -73,6 +74,11 @@ export function createChatHub(): ChatHub {
       for (const event of histories.get(phone) ?? []) {
         if (event.seq > afterSeq) listener(event);
       }
+      if (closed) {
+        // A page reconnecting while the sandbox stops must not hold the server open.
+        listener(null);
+        return () => {};
+      }
       const set = listeners.get(phone) ?? new Set();
       set.add(listener);
       listeners.set(phone, set);
@@ -82,6 +88,7 @@ export function createChatHub(): ChatHub {
       return owners.get(messageSid);
     },
     close() {
+      closed = true;
       for (const set of listeners.values()) {
         for (const listener of set) listener(null);
         set.clear();

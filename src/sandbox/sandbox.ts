@@ -53,7 +53,19 @@ export interface Sandbox extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** The sandbox could not start because the environment lacks something. */
+/**
+ * The sandbox could not start because the environment lacks something
+ * (only with `realAydEnv`); `problems` are `loadConfig`'s lines.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await startSandbox({ realAydEnv: Deno.env.toObject() });
+ * } catch (error) {
+ *   if (error instanceof SandboxConfigError) console.error(formatConfigProblems(error.problems));
+ * }
+ * ```
+ */
 export class SandboxConfigError extends Error {
   override name = "SandboxConfigError";
   constructor(readonly problems: string[]) {

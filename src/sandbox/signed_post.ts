@@ -40,7 +40,14 @@ export function postSigned(options: {
   });
 }
 
-/** A random Twilio-style SID: `prefix` and 32 hex digits. */
+/**
+ * A random Twilio-style SID: `prefix` and 32 hex digits.
+ *
+ * @example
+ * ```ts
+ * randomSid("SM"); // "SM3f9c…" (34 characters)
+ * ```
+ */
 export function randomSid(prefix: string): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
