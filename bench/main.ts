@@ -20,7 +20,7 @@ const results = {
   startedAt: started.toISOString(),
   machine: { cores: navigator.hardwareConcurrency, os: Deno.build.os, arch: Deno.build.arch },
   deno: Deno.version.deno,
-  ingress: await ingress({ perLevel: quick ? 1000 : 4000, levels: [1, 16, 64] }),
+  ingress: await ingress({ perLevel: quick ? 1000 : 4000, levels: [1, 16, 32, 64] }),
   pipeline: await pipeline({
     messages: quick ? 400 : 2000,
     numbers: 200,

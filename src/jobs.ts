@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { createGroupCommit, type GroupCommit } from "./_group_commit.ts";
 import { addToLane } from "./lanes.ts";
 import type { InboundMessage } from "./twilio_webhook.ts";
 
@@ -98,21 +99,30 @@ export function chooseBackend(env: Record<string, string | undefined>): JobBacke
  * ```
  */
 export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
-  return backend === "kv-queue" ? kvQueueJobs(kv) : outboxJobs(kv);
+  // Webhooks that arrive together are committed together.
+  const group = createGroupCommit(kv);
+  return backend === "kv-queue" ? kvQueueJobs(kv, group) : outboxJobs(kv, group);
 }
 
 type Extra = ((op: Deno.AtomicOperation) => Deno.AtomicOperation) | undefined;
 
-/** The commit shared by both backends, before its optional announcement. */
-function accept(kv: Deno.Kv, message: InboundMessage, extra: Extra): Deno.AtomicOperation {
+/** The commit shared by both backends, with its optional announcement. */
+function accept(
+  group: GroupCommit,
+  message: InboundMessage,
+  extra: Extra,
+  announce: (op: Deno.AtomicOperation) => Deno.AtomicOperation = (op) => op,
+) {
   const key = messageKey(message.messageSid);
-  const op = addToLane(
-    kv.atomic()
-      .check({ key, versionstamp: null })
-      .set(key, newRecord(message), { expireIn: MESSAGE_TTL_MS }),
-    message,
-  );
-  return extra ? extra(op) : op;
+  return group.commit((op) => {
+    const accepted = addToLane(
+      op.check({ key, versionstamp: null }).set(key, newRecord(message), {
+        expireIn: MESSAGE_TTL_MS,
+      }),
+      message,
+    );
+    return announce(extra ? extra(accepted) : accepted);
+  }, [message.messageSid, message.phone]);
 }
 
 /** Why an accepting commit failed. */
@@ -121,13 +131,18 @@ async function rejection(kv: Deno.Kv, message: InboundMessage) {
   return seen.versionstamp === null ? "conflict" : "duplicate";
 }
 
-function kvQueueJobs(kv: Deno.Kv): Jobs {
+function kvQueueJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
   const trigger = (phone: string): LaneTrigger => ({ kind: "lane", phone });
   let startHere: DrainLane | undefined;
   return {
     backend: "kv-queue",
     async submit(message, extra) {
-      const result = await accept(kv, message, extra).enqueue(trigger(message.phone)).commit();
+      const result = await accept(
+        group,
+        message,
+        extra,
+        (op) => op.enqueue(trigger(message.phone)),
+      );
       if (!result.ok) return await rejection(kv, message);
       // Start at once instead of waiting for KV to deliver the queue message,
       // which stays the durable trigger (it finds the lane done or busy).
@@ -150,7 +165,7 @@ function kvQueueJobs(kv: Deno.Kv): Jobs {
   };
 }
 
-function outboxJobs(kv: Deno.Kv): Jobs {
+function outboxJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
   let drain: DrainLane | undefined;
   let stopped: () => void = () => {};
   let closed = false;
@@ -162,7 +177,7 @@ function outboxJobs(kv: Deno.Kv): Jobs {
   return {
     backend: "outbox",
     async submit(message, extra) {
-      const result = await accept(kv, message, extra).commit();
+      const result = await accept(group, message, extra);
       if (!result.ok) return await rejection(kv, message);
       start(message.phone);
       return "queued";
