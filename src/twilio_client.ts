@@ -8,6 +8,7 @@
 import type Twilio from "twilio";
 import { backoffDelay } from "./backoff.ts";
 import type RequestClient from "twilio/lib/base/RequestClient.d.ts";
+import { createLimit } from "./_limit.ts";
 
 /** A WhatsApp message to send; `to` is `+E164`. */
 export interface OutboundMessage {
@@ -145,39 +146,50 @@ export function createWhatsAppSender(options: {
 }
 
 /**
+ * Twilio requests in flight at once. Twilio queues what a sender cannot pass
+ * on at once (about 80 WhatsApp messages a second), so more gains nothing,
+ * while each open request holds a connection's memory: a burst of 1,000
+ * finished answers would otherwise open 1,000 connections.
+ */
+export const MAX_TWILIO_REQUESTS = 32;
+
+/**
  * A `fetch`-based stand-in for twilio-node's axios `RequestClient`. With
  * `apiBaseUrl`, requests for any `*.twilio.com` host keep their path but go
- * to that base URL instead.
+ * to that base URL instead. At most `maxInFlight` requests run at once.
  */
 export function fetchHttpClient(
   fetchFn: typeof fetch,
   apiBaseUrl?: string,
+  maxInFlight = MAX_TWILIO_REQUESTS,
 ): RequestClient {
+  const limit = createLimit(maxInFlight);
   const client: Pick<RequestClient, "request"> = {
-    async request(opts) {
-      const url = new URL(opts.uri);
-      const target = apiBaseUrl ? new URL(url.pathname + url.search, apiBaseUrl + "/") : url;
-      const headers = new Headers(opts.headers as Record<string, string>);
-      if (opts.username && opts.password) {
-        headers.set("authorization", `Basic ${btoa(`${opts.username}:${opts.password}`)}`);
-      }
-      for (const [name, value] of Object.entries(opts.params ?? {})) {
-        for (const item of [value].flat()) target.searchParams.append(name, String(item));
-      }
-      const response = await fetchFn(target, {
-        method: opts.method.toUpperCase(),
-        headers,
-        body: opts.data ? formBody(opts.data as Record<string, unknown>) : undefined,
-        redirect: opts.allowRedirects ? "follow" : "manual",
-        signal: AbortSignal.timeout(opts.timeout ?? REQUEST_TIMEOUT_MS),
-      });
-      return {
-        statusCode: response.status,
-        body: await response.text(),
-        headers: Object.fromEntries(response.headers),
-      } as never;
-    },
+    request: (opts) => limit(() => request(opts)),
   };
+  async function request(opts: Parameters<RequestClient["request"]>[0]) {
+    const url = new URL(opts.uri);
+    const target = apiBaseUrl ? new URL(url.pathname + url.search, apiBaseUrl + "/") : url;
+    const headers = new Headers(opts.headers as Record<string, string>);
+    if (opts.username && opts.password) {
+      headers.set("authorization", `Basic ${btoa(`${opts.username}:${opts.password}`)}`);
+    }
+    for (const [name, value] of Object.entries(opts.params ?? {})) {
+      for (const item of [value].flat()) target.searchParams.append(name, String(item));
+    }
+    const response = await fetchFn(target, {
+      method: opts.method.toUpperCase(),
+      headers,
+      body: opts.data ? formBody(opts.data as Record<string, unknown>) : undefined,
+      redirect: opts.allowRedirects ? "follow" : "manual",
+      signal: AbortSignal.timeout(opts.timeout ?? REQUEST_TIMEOUT_MS),
+    });
+    return {
+      statusCode: response.status,
+      body: await response.text(),
+      headers: Object.fromEntries(response.headers),
+    } as never;
+  }
   return client as RequestClient;
 }
 
