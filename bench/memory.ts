@@ -33,6 +33,7 @@ export async function memory(options: { conversations: number; holdMs: number })
     await load(requests, 64, (r) => post(service.url, r));
     await until(() => open >= options.conversations * 0.95, 60_000, "conversations in flight");
     const inFlight = open;
+    const held = await rssKb(service.pid, "VmRSS");
     await until(
       () => fakes.twilio.messages.length >= options.conversations,
       options.holdMs * 10 + 60_000,
@@ -43,6 +44,7 @@ export async function memory(options: { conversations: number; holdMs: number })
       conversations: options.conversations,
       "in flight at once": inFlight,
       "idle RSS MB": idle / 1024,
+      "RSS in flight MB": held / 1024,
       "peak RSS MB": peak / 1024,
     }];
     table(

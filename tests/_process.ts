@@ -3,10 +3,18 @@ import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
-/** The command that runs `main.ts` (or `script`) with exactly `env`. */
+/**
+ * What `deno task start` passes to V8: a 2 MB young generation instead of the
+ * default 16 MB, which in the memory benchmark lowers RSS with 1,000
+ * conversations in flight by about 15%, and the peak after they all finish
+ * by about 25%, at no measurable cost in throughput.
+ */
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
+
+/** The command that runs `main.ts` (or `script`) with exactly `env`, as `deno task start` does. */
 export function mainCommand(env: Record<string, string>, script = MAIN): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", script],
+    args: ["run", V8_FLAGS, "--allow-net", "--allow-env", "--allow-read", "--allow-write", script],
     clearEnv: true,
     env: {
       ...env,
