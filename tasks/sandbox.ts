@@ -2,7 +2,8 @@
  * `deno task sandbox [--real-ayd] [--port N] [--host H]`: the real bridge with
  * a demo AYD (or, with `--real-ayd`, the AYD configured in the environment
  * or `.env`) and a Twilio stand-in; chat with it at the printed URL. No
- * credentials and no `.env` are needed for the demo.
+ * credentials and no `.env` are needed for the demo. With `ADMIN_TOKEN` in
+ * the environment the operator console opens too, and its URL is printed.
  *
  * @module
  */
@@ -49,6 +50,7 @@ try {
     host: values.host,
     port,
     realAydEnv,
+    adminToken: Deno.env.get("ADMIN_TOKEN"),
     logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "error",
   });
 } catch (error) {
@@ -64,6 +66,9 @@ try {
 }
 
 console.log(`Sandbox ready: ${sandbox.url}`);
+if (sandbox.config.adminToken) {
+  console.log(`Operator console: ${sandbox.url.replace(/\/sandbox$/, "/admin")}`);
+}
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -220,3 +220,19 @@ Deno.test("Sandbox task - prints exactly one URL, serves the page there and stop
   assert.equal((await child.status).code, 0);
   assert.equal(stdout, `${url}\n`, "nothing but the URL line");
 });
+
+Deno.test("Sandbox - ADMIN_TOKEN opens the operator console there too, closed without it", async () => {
+  const adminToken = "sandbox-admin-token-0123456789abcdef";
+  {
+    await using sandbox = await startSandbox({ port: 0, adminToken });
+    const base = sandbox.url.replace(/\/sandbox$/, "");
+    const home = await fetch(`${base}/admin`, { redirect: "manual" });
+    await home.body?.cancel();
+    assert.equal(home.status, 303);
+    assert.match(home.headers.get("location") ?? "", /\/admin\/login/);
+  }
+  await using closed = await startSandbox({ port: 0 });
+  const response = await fetch(closed.url.replace(/\/sandbox$/, "/admin"), { redirect: "manual" });
+  await response.body?.cancel();
+  assert.equal(response.status, 404);
+});

@@ -37,6 +37,8 @@ export interface SandboxOptions {
   demoPaceMs?: number;
   /** The Twilio stand-in's delay before "delivered" (ms). */
   deliveryDelayMs?: number;
+  /** Opens the operator console at `/admin`, as `ADMIN_TOKEN` does in a normal start. */
+  adminToken?: string;
 }
 
 /** A running sandbox. */
@@ -110,6 +112,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     LOG_LEVEL: options.logLevel ?? "error",
     ASKYOURDATABASE_API_KEY: demoKey,
     ASKYOURDATABASE_CHAT_ID: "sandbox-demo",
+    ADMIN_TOKEN: options.adminToken,
     ...(options.realAydEnv
       ? Object.fromEntries(AYD_VARIABLES.map((name) => [name, options.realAydEnv![name]]))
       : {}),
