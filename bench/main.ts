@@ -27,7 +27,7 @@ const results = {
     rate: 100,
     answerMs: 500,
     answerChars: 800,
-    longEvery: 10,
+    longEvery: 7,
     longChars: 6000,
     longMs: 3000,
     backends: ["kv-queue", "outbox"],

@@ -31,6 +31,8 @@ export async function pipeline(options: {
       const askStarted = new Map<string, number>();
       const streamEnded = new Map<string, number>();
       const delivered = new Map<string, number>();
+      // Numbers take turns, so `longEvery` must not divide `numbers`: one
+      // number would get every long answer and hold its own lane for minutes.
       const isLong = (q: string) => Number(q.slice(1)) % options.longEvery === 0;
       // Paragraphs that each start with the question's tag (so every part
       // does) and differ (so a part sent twice is told from its neighbours).
@@ -46,7 +48,7 @@ export async function pipeline(options: {
         // The fake writes its first bytes as it answers: AYD's first byte.
         askStarted.set(question, performance.now());
         const body = text(question);
-        const chunks = Math.ceil((body.length * 1.2 + 200) / chunkBytes);
+        const chunks = Math.ceil((body.length * 2.5 + 200) / chunkBytes);
         const delay = (isLong(question) ? options.longMs : options.answerMs) / chunks;
         return {
           kind: "answer",
