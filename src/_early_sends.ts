@@ -8,7 +8,7 @@ import type { MessageRecord } from "./jobs.ts";
 import type { Lease } from "./lanes.ts";
 import { describeError, type Logger, maskPhone } from "./log.ts";
 import type { WhatsAppSender } from "./twilio_client.ts";
-import { labelPart, type PartMarkers } from "./whatsapp_format.ts";
+import type { PartMarkers } from "./whatsapp_format.ts";
 
 /** What early sending needs. */
 export interface EarlySendDeps {
@@ -16,6 +16,8 @@ export interface EarlySendDeps {
   sender: WhatsAppSender;
   log: Logger;
   markers: PartMarkers;
+  /** The body of part `index` as sent (its marker added). */
+  label: (text: string, index: number) => string;
   /** Parts from this index on wait for the end of the answer. */
   limit: number;
   /** Saves `record` (and `extra` writes) under the lease; false = the lease is lost. */
@@ -50,7 +52,9 @@ export interface EarlySends {
  *
  * @example
  * ```ts
- * const early = sendEarly(record, { lease, sender, log, markers: "none", limit: 19, save });
+ * const early = sendEarly(record, {
+ *   lease, sender, log, markers: "none", label: (text) => text.trimEnd(), limit: 19, save,
+ * });
  * early.offer("Part one…", 0);
  * early.stop();
  * const { sent } = await early.settled();
@@ -83,7 +87,7 @@ export function sendEarly(record: MessageRecord, deps: EarlySendDeps): EarlySend
         break;
       }
       try {
-        const body = labelPart(text, index, undefined, deps.markers);
+        const body = deps.label(text, index);
         await deps.sender.send({ to: record.phone, body });
       } catch (error) {
         stopped = true;

@@ -11,7 +11,7 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { countUpTo } from "./_kv_count.ts";
-import { type AdminDeps, createAdminApp } from "./admin.ts";
+import type { AdminDeps } from "./admin.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import type { Jobs } from "./jobs.ts";
 import { describeError, type Logger, maskPhone, withFields } from "./log.ts";
@@ -136,15 +136,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   if (deps.admin) {
-    app.route("/admin", createAdminApp({ ...deps.admin, kv: deps.kv, log: deps.log, now }));
+    const admin = { ...deps.admin, kv: deps.kv, log: deps.log, now };
+    let loaded: Promise<Hono> | undefined;
+    // The admin API and console (JSX views and all) load with their first
+    // request, keeping them off the webhook's start-up path.
+    const load = () =>
+      loaded ??= import("./admin.ts").then(({ createAdminApp }) =>
+        withFallbacks(new Hono().route("/admin", createAdminApp(admin)), deps.log)
+      );
+    const forward = async (c: Context<Env>) => (await load()).fetch(c.req.raw, c.env);
+    app.all("/admin", forward);
+    app.all("/admin/*", forward);
   }
 
   for (const [path, routes] of Object.entries(deps.routes ?? {})) app.route(path, routes);
 
+  return withFallbacks(app, deps.log);
+}
+
+/** Plain-text 404s, and 500s that are logged without details leaking out. */
+function withFallbacks<T extends Hono<Env> | Hono>(app: T, log: Logger): T {
   app.notFound((c) => c.text("Not Found", 404));
   app.onError((error, c) => {
-    const log = c.get("log") ?? deps.log;
-    log.error("request.failed", { path: c.req.path, reason: describeError(error) });
+    const logger = (c.get("log" as never) as Logger | undefined) ?? log;
+    logger.error("request.failed", { path: c.req.path, reason: describeError(error) });
     return c.text("Internal Server Error", 500);
   });
   return app;

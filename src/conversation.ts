@@ -16,13 +16,12 @@ import { sendEarly } from "./_early_sends.ts";
 import { describeError, maskPhone } from "./log.ts";
 import { TwilioSendError, type WhatsAppSender } from "./twilio_client.ts";
 import { count, recordAnswerTime } from "./stats.ts";
-import {
-  createPartStream,
-  labelPart,
-  MARKER_ROOM,
-  type PartMarkers,
-  splitMessage,
-} from "./whatsapp_format.ts";
+import type { PartMarkers } from "./whatsapp_format.ts";
+
+// Formatting (and the Markdown parser under it) loads with the first job,
+// keeping it off the webhook's start-up path.
+let formatting: Promise<typeof import("./whatsapp_format.ts")> | undefined;
+const loadFormatting = () => formatting ??= import("./whatsapp_format.ts");
 import type { Disposition, MessageHandler } from "./worker.ts";
 
 /** A job that ended without answering its message. */
@@ -160,6 +159,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     if (!await save(lease, record)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
+    const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
     const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
     const stream = createPartStream(room);
     const streamed: string[] = [];
@@ -167,6 +167,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       lease,
       sender: deps.sender,
       log,
+      label: (text, index) => labelPart(text, index, undefined, deps.partMarkers),
       markers: deps.partMarkers,
       // The last part kept may need the "answer cut" note.
       limit: MAX_REPLY_PARTS - 1,
@@ -196,7 +197,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     if (texts.length === 0) {
       texts = splitMessage(reply.outcome === "answered" ? REPLIES.empty : reply.text, room);
     }
-    texts = limitParts(texts, room);
+    texts = limitParts(texts, room, splitMessage);
     const parts: ReplyPart[] = [
       ...texts.map((text, i) => ({ body: labelPart(text, i, texts.length, deps.partMarkers) })),
       ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
@@ -265,7 +266,11 @@ export const MAX_REPLY_PARTS = 20;
 const CUT_NOTE = "\n\n… (answer cut: too long for WhatsApp)";
 
 /** Keeps the first {@linkcode MAX_REPLY_PARTS} parts, saying so in the last. */
-function limitParts(parts: string[], maxChars: number): string[] {
+function limitParts(
+  parts: string[],
+  maxChars: number,
+  splitMessage: (text: string, maxChars: number) => string[],
+): string[] {
   if (parts.length <= MAX_REPLY_PARTS) return parts;
   const kept = parts.slice(0, MAX_REPLY_PARTS);
   if (maxChars > 2 * CUT_NOTE.length) {
