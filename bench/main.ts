@@ -27,9 +27,15 @@ const results = {
     rate: 100,
     answerMs: 500,
     answerChars: 800,
-    longEvery: 7,
-    longChars: 6000,
-    longMs: 3000,
+    backends: ["kv-queue", "outbox"],
+  }),
+  // Long answers: the first part goes out while AYD is still writing.
+  longAnswers: await pipeline({
+    messages: quick ? 50 : 200,
+    numbers: 100,
+    rate: 20,
+    answerMs: 3000,
+    answerChars: 6000,
     backends: ["kv-queue", "outbox"],
   }),
   coldStart: await coldStart({ runs: quick ? 3 : 7 }),

@@ -188,3 +188,15 @@ export function testBothBackends(name: string, fn: (backend: JobBackend) => Prom
 export function words(text: string): string[] {
   return text.split(/\s+/).filter((word) => word !== "");
 }
+
+/**
+ * Makes `sid` a dead letter on `t`: AYD fails for good, the user gets the
+ * apology, the job gives up. AYD answers normally again afterwards.
+ */
+export async function makeDeadLetter(t: TestBridge, sid: string, from = "whatsapp:+15551234567") {
+  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
+  await t.sendWhatsApp({ MessageSid: sid, Body: "later please", From: from });
+  await t.twilio.waitForMessages(from, 1);
+  await waitFor(async () => (await t.kv.get(["dead_letters", sid])).value !== null, "dead letter");
+  t.ayd.onAsk(null);
+}

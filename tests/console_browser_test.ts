@@ -3,7 +3,7 @@
  * off: signing in, and retrying a dead letter with its button.
  */
 import assert from "node:assert/strict";
-import { startTestBridge, type TestBridge, waitFor } from "./_helpers.ts";
+import { makeDeadLetter, startTestBridge } from "./_helpers.ts";
 import { launchBrowser, type Page, textsOf } from "./_browser.ts";
 
 const TOKEN = "console-token-0123456789abcdef0123456789";
@@ -25,14 +25,6 @@ async function signIn(page: Page, token: string) {
 async function title(page: Page): Promise<string> {
   const [h1] = await textsOf(page, "h1");
   return h1;
-}
-
-async function deadLetter(t: TestBridge, sid: string) {
-  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
-  await t.sendWhatsApp({ MessageSid: sid, Body: "later please" });
-  await t.twilio.waitForMessages(USER, 1);
-  await waitFor(async () => (await t.kv.get(["dead_letters", sid])).value !== null, "dead letter");
-  t.ayd.onAsk(null);
 }
 
 Deno.test("Console in a browser - a wrong token is refused, the right one opens the overview", async () => {
@@ -63,7 +55,7 @@ Deno.test("Console in a browser - a wrong token is refused, the right one opens 
 Deno.test("Console in a browser - the Retry button puts a dead letter back in line and it leaves the list", async () => {
   await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
   const sid = "SM" + "9".repeat(32);
-  await deadLetter(t, sid);
+  await makeDeadLetter(t, sid);
   await using browser = await launchBrowser();
   const page = await openTab(browser);
   await page.goto(`${t.url}/admin/login`);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { MessageRecord } from "../src/jobs.ts";
 import {
   ACCOUNT_SID,
+  makeDeadLetter,
   postForm,
   sign,
   startTestBridge,
@@ -61,14 +62,6 @@ function csrfOf(page: string): string {
   const match = page.match(/name="csrf" value="([^"]+)"/);
   assert.ok(match, "the page has a CSRF field");
   return match[1];
-}
-
-async function deadLetter(t: TestBridge, sid: string) {
-  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
-  await t.sendWhatsApp({ MessageSid: sid, Body: "later please" });
-  await t.twilio.waitForMessages(USER, 1);
-  await waitFor(async () => (await t.kv.get(["dead_letters", sid])).value !== null, "dead letter");
-  t.ayd.onAsk(null);
 }
 
 Deno.test("Console - absent without ADMIN_TOKEN", async () => {
@@ -152,7 +145,7 @@ Deno.test("Console - the right token opens a session held in an HttpOnly, SameSi
 Deno.test("Console - a form without the session's CSRF token, or from another site, is refused", async () => {
   await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
   const sid = "SM" + "7".repeat(32);
-  await deadLetter(t, sid);
+  await makeDeadLetter(t, sid);
   const { cookie } = await signIn(t);
   const csrf = csrfOf(await html(t, "/admin/console/dead-letters", cookie));
   const path = `/admin/console/dead-letters/${sid}/retry`;
@@ -178,7 +171,7 @@ Deno.test("Console - a form without the session's CSRF token, or from another si
 Deno.test("Console - retrying a dead letter from its form puts the message back in line", async () => {
   await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
   const sid = "SM" + "3".repeat(32);
-  await deadLetter(t, sid);
+  await makeDeadLetter(t, sid);
   const { cookie } = await signIn(t);
   const before = await html(t, "/admin/console/dead-letters", cookie);
   assert.match(before, new RegExp(`<code>${sid}</code>`));

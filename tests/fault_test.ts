@@ -21,23 +21,12 @@ import {
   whatsAppParams,
 } from "./_helpers.ts";
 import { freePort, type MainProcess, startMain } from "./_process.ts";
+import { seeded } from "./_random.ts";
 
 const NUMBERS = 20;
 const PER_NUMBER = 10;
 const KILL_AFTER_ANSWERS = 60;
 const SEED = Number(Deno.env.get("FAULT_SEED") ?? Math.floor(Math.random() * 2 ** 31));
-
-/** A small seeded generator (mulberry32), so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Posts like Twilio: the same signed form again until it is acknowledged. */
 async function deliver(url: string, params: Record<string, string>) {

@@ -5,18 +5,7 @@
 import assert from "node:assert/strict";
 import { markdownToWhatsApp } from "../src/markdown_whatsapp.ts";
 import { createPartStream, formatAnswer } from "../src/whatsapp_format.ts";
-
-/** mulberry32: small, fast, good enough to vary test input. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "./_random.ts";
 
 const WORDS = [
   "orders",
@@ -96,7 +85,7 @@ const squash = (text: string) => text.replaceAll("```", "").replace(/\s+/g, "");
 
 Deno.test("property - parts fit, lose nothing, and stream as they split whole", () => {
   for (let seed = 1; seed <= 200; seed++) {
-    const next = random(seed);
+    const next = seeded(seed);
     const { markdown, words } = randomAnswer(next);
     const max = 40 + Math.floor(next() * 1561);
     const text = markdownToWhatsApp(markdown);

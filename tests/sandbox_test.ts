@@ -14,6 +14,26 @@ import { startFakeAyd } from "./fakes/fake_ayd.ts";
 const TASK = fileURLToPath(new URL("../tasks/sandbox.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
 
+/** `deno task sandbox` with `args`, in a clean environment, stdout piped. */
+function sandboxTask(
+  args: string[],
+  options: { cwd?: string; stderr: "piped" | "null" },
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", CONFIG, "--allow-net", "--allow-env", "--allow-read", "--allow-write"]
+      .concat(TASK, args),
+    cwd: options.cwd,
+    clearEnv: true,
+    env: {
+      NO_COLOR: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    },
+    stdout: "piped",
+    stderr: options.stderr,
+  });
+}
+
 function send(sandbox: Sandbox, body: unknown, type = "application/json") {
   return fetch(`${new URL(sandbox.url).origin}/sandbox/send`, {
     method: "POST",
@@ -149,28 +169,7 @@ Deno.test("Sandbox --real-ayd - asks the configured AYD and still captures the r
 Deno.test("Sandbox task - --real-ayd without credentials lists what is missing", async () => {
   const empty = await Deno.makeTempDir(); // no .env there
   try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--config",
-        CONFIG,
-        "--allow-net",
-        "--allow-env",
-        "--allow-read",
-        "--allow-write",
-        TASK,
-        "--real-ayd",
-      ],
-      cwd: empty,
-      clearEnv: true,
-      env: {
-        NO_COLOR: "1",
-        DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-        HOME: Deno.env.get("HOME") ?? "",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await sandboxTask(["--real-ayd"], { cwd: empty, stderr: "piped" }).output();
     const stderr = new TextDecoder().decode(output.stderr);
     assert.equal(output.code, 1);
     assert.match(stderr, /ASKYOURDATABASE_API_KEY is missing/);
@@ -183,26 +182,7 @@ Deno.test("Sandbox task - --real-ayd without credentials lists what is missing",
 });
 
 Deno.test("Sandbox task - prints exactly one URL, serves the page there and stops on SIGTERM", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      TASK,
-      "--port",
-      "0",
-    ],
-    clearEnv: true,
-    env: {
-      NO_COLOR: "1",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-    },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = sandboxTask(["--port", "0"], { stderr: "null" }).spawn();
   let stdout = "";
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   while (!stdout.includes("\n")) {
