@@ -137,12 +137,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.admin) {
     const admin = { ...deps.admin, kv: deps.kv, log: deps.log, now };
-    let loaded: Promise<Hono> | undefined;
+    let loaded: Promise<Hono<Env>> | undefined;
     // The admin API and console (JSX views and all) load with their first
     // request, keeping them off the webhook's start-up path.
     const load = () =>
       loaded ??= import("./admin.ts").then(({ createAdminApp }) =>
-        withFallbacks(new Hono().route("/admin", createAdminApp(admin)), deps.log)
+        withFallbacks(new Hono<Env>().route("/admin", createAdminApp(admin)), deps.log)
       );
     const forward = async (c: Context<Env>) => (await load()).fetch(c.req.raw, c.env);
     app.all("/admin", forward);
@@ -155,10 +155,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
 }
 
 /** Plain-text 404s, and 500s that are logged without details leaking out. */
-function withFallbacks<T extends Hono<Env> | Hono>(app: T, log: Logger): T {
+function withFallbacks(app: Hono<Env>, log: Logger): Hono<Env> {
   app.notFound((c) => c.text("Not Found", 404));
   app.onError((error, c) => {
-    const logger = (c.get("log" as never) as Logger | undefined) ?? log;
+    // Set by the request middleware; absent in the lazily loaded admin app.
+    const logger = c.get("log") ?? log;
     logger.error("request.failed", { path: c.req.path, reason: describeError(error) });
     return c.text("Internal Server Error", 500);
   });

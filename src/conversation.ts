@@ -193,6 +193,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
       }
     }
+    // An AYD answer was formatted as it streamed; every other reply is WhatsApp text.
     let texts = reply.outcome === "answered" ? [...streamed, ...stream.end()] : [];
     if (texts.length === 0) {
       texts = splitMessage(reply.outcome === "answered" ? REPLIES.empty : reply.text, room);
@@ -200,6 +201,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     texts = limitParts(texts, room, splitMessage);
     const parts: ReplyPart[] = [
       ...texts.map((text, i) => ({ body: labelPart(text, i, texts.length, deps.partMarkers) })),
+      // Charts follow the text they belong to.
       ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
     ];
     const replying: MessageRecord = {
