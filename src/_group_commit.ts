@@ -36,7 +36,7 @@ export interface GroupCommit {
 
 /**
  * Operations in one commit at most. KV allows 100 checks and 1,000 mutations
- * per commit; a webhook's operation has 3 checks and about 8 mutations. A
+ * per commit; a webhook's operation has 2 checks and about 7 mutations. A
  * group over a limit is not lost: each member is then committed alone.
  */
 export const MAX_GROUP = 32;

@@ -2,9 +2,10 @@
  * Who may ask, and how often: the allowlist and per-number rate limits,
  * counted in KV so every instance shares them.
  *
- * Counters: `["rate", phone, "minute" | "day", windowIndex]` → number, in
- * fixed UTC windows. A message that is let through counts; a refused one
- * does not.
+ * Counters: `["rate", phone]` → the current minute's and day's counts, in
+ * fixed UTC windows; one key, so admitting a message costs one read and one
+ * write (a webhook's commit is the bridge's scarcest resource). A message that
+ * is let through counts; a refused one does not.
  *
  * @module
  */
@@ -31,13 +32,14 @@ export interface Admission {
 
 const WINDOWS = { minute: 60_000, day: 86_400_000 } as const;
 
-/** The KV key of one number's counter for one window. */
-export const rateKey = (phone: string, window: "minute" | "day", now: number): Deno.KvKey => [
-  "rate",
-  phone,
-  window,
-  Math.floor(now / WINDOWS[window]),
-];
+/** The KV key of one number's counters. */
+export const rateKey = (phone: string): Deno.KvKey => ["rate", phone];
+
+/** One number's counts, each for the window it was counted in. */
+export interface RateCounts {
+  minute: { window: number; count: number };
+  day: { window: number; count: number };
+}
 
 /**
  * Decides whether a message from `phone` is asked. Reads the counters; the
@@ -58,27 +60,32 @@ export async function admit(
   if (policy.allowedNumbers && !policy.allowedNumbers.has(phone)) {
     return { refusal: { kind: "denied" }, count: (op) => op };
   }
-  const keys = [rateKey(phone, "minute", now), rateKey(phone, "day", now)] as const;
-  const [minute, day] = await kv.getMany<[number, number]>(keys);
-  for (
-    const [entry, window, limit] of [[minute, "minute", policy.perMinute], [
-      day,
-      "day",
-      policy.perDay,
-    ]] as const
-  ) {
-    if ((entry.value ?? 0) >= limit) {
-      const size = WINDOWS[window];
-      const until = (Math.floor(now / size) + 1) * size;
+  const entry = await kv.get<RateCounts>(rateKey(phone));
+  const current = (window: "minute" | "day") => {
+    const index = Math.floor(now / WINDOWS[window]);
+    const stored = entry.value?.[window];
+    return { window: index, count: stored?.window === index ? stored.count : 0 };
+  };
+  const minute = current("minute");
+  const day = current("day");
+  const limits = [["minute", minute, policy.perMinute], ["day", day, policy.perDay]] as const;
+  for (const [window, counted, limit] of limits) {
+    if (counted.count >= limit) {
+      const until = (counted.window + 1) * WINDOWS[window];
       return { refusal: { kind: "rate_limited", window, until }, count: (op) => op };
     }
   }
   return {
     refusal: undefined,
     count: (op) =>
-      op.check(minute, day)
-        .set(minute.key, (minute.value ?? 0) + 1, { expireIn: 2 * WINDOWS.minute })
-        .set(day.key, (day.value ?? 0) + 1, { expireIn: 2 * WINDOWS.day }),
+      op.check(entry).set(
+        entry.key,
+        {
+          minute: { window: minute.window, count: minute.count + 1 },
+          day: { window: day.window, count: day.count + 1 },
+        } satisfies RateCounts,
+        { expireIn: 2 * WINDOWS.day },
+      ),
   };
 }
 

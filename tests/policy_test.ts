@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { rateLimitNotice } from "../src/answer.ts";
 import { loadConfig } from "../src/config.ts";
-import { parseAllowedNumbers } from "../src/policy.ts";
+import { admit, parseAllowedNumbers } from "../src/policy.ts";
 import { logEvents, startTestBridge, testBothBackends, testEnv, waitFor } from "./_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
@@ -119,4 +119,41 @@ Deno.test("rate limit - the notice names the end of the window in UTC", () => {
     "You're sending questions faster than I can answer. Please try again after 14:05 UTC.",
   );
   assert.match(rateLimitNotice({ window: "day", until }), /after 14:05 UTC tomorrow\.$/);
+});
+
+Deno.test("rate limit - a new minute starts a new count; the day keeps counting", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const policy = { allowedNumbers: undefined, perMinute: 2, perDay: 3 };
+  const phone = "+15551234567";
+  const minute = 60_000;
+  const start = Date.UTC(2026, 10, 25, 10, 0, 5);
+  const ask = async (now: number) => {
+    const admission = await admit(kv, phone, now, policy);
+    if (!admission.refusal) assert.ok((await admission.count(kv.atomic()).commit()).ok);
+    return admission.refusal;
+  };
+  assert.equal(await ask(start), undefined);
+  assert.equal(await ask(start + 1_000), undefined);
+  assert.deepEqual(await ask(start + 2_000), {
+    kind: "rate_limited",
+    window: "minute",
+    until: Date.UTC(2026, 10, 25, 10, 1),
+  });
+  assert.equal(await ask(start + minute), undefined, "the next minute is a fresh count");
+  assert.deepEqual(await ask(start + 2 * minute), {
+    kind: "rate_limited",
+    window: "day",
+    until: Date.UTC(2026, 10, 26),
+  });
+  assert.equal(await ask(Date.UTC(2026, 10, 26, 0, 0, 1)), undefined, "a new UTC day");
+});
+
+Deno.test("rate limit - a counter read before another commit cannot be committed over it", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const policy = { allowedNumbers: undefined, perMinute: 10, perDay: 10 };
+  const now = Date.now();
+  const first = await admit(kv, "+15551234567", now, policy);
+  const second = await admit(kv, "+15551234567", now, policy);
+  assert.ok((await first.count(kv.atomic()).commit()).ok);
+  assert.equal((await second.count(kv.atomic()).commit()).ok, false, "decide again");
 });
