@@ -51,6 +51,8 @@ export function createLaneRunner(deps: {
   const now = deps.now ?? Date.now;
   const active = new Map<string, Promise<void>>();
   const rerun = new Set<string>();
+  // Runs busy with a message: they look at their lane again afterwards.
+  const working = new Set<string>();
   const waiting: (() => void)[] = [];
   let free = deps.concurrency;
   let stopping = false;
@@ -94,7 +96,8 @@ export function createLaneRunner(deps: {
           if (record.nextAttemptAt > now()) {
             return await deps.schedule(phone, record.nextAttemptAt - now());
           }
-          const disposition = await deps.handle(record, lease);
+          working.add(phone);
+          const disposition = await deps.handle(record, lease).finally(() => working.delete(phone));
           if (disposition === "lost") {
             return log.warn("lane.lease_lost", { from: maskPhone(phone) });
           }
@@ -118,9 +121,10 @@ export function createLaneRunner(deps: {
     if (stopping) return Promise.resolve();
     const running = active.get(phone);
     if (running) {
-      // The run may be past its last look (e.g. a due retry firing while it
+      // A run busy with a message looks at the lane again afterwards; any
+      // other may be past its last look (e.g. a due retry firing while it
       // lets go of the lane): run again once it ends.
-      rerun.add(phone);
+      if (!working.has(phone)) rerun.add(phone);
       return running;
     }
     const run = runLane(phone).finally(() => {
