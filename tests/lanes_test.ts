@@ -232,3 +232,50 @@ Deno.test("runner - a trigger that fires while a run lets go of its lane is not 
   assert.equal(calls, 2, "the message was handled again without waiting for a sweep");
   assert.equal(await headOfLane(kv, PHONE), undefined);
 });
+
+Deno.test("runner - a trigger while the run is busy with a message costs no second run", async () => {
+  using kv = await Deno.openKv(":memory:");
+  let laneLooks = 0;
+  const counted = new Proxy(kv, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (name !== "get") return typeof value === "function" ? value.bind(target) : value;
+      return (key: Deno.KvKey) => {
+        if (key[0] === "lanes" && key[1] === PHONE) laneLooks++;
+        return target.get(key);
+      };
+    },
+  });
+  await arrive(kv, "SM1", 1000);
+  const { promise: release, resolve } = Promise.withResolvers<void>();
+  const { promise: started, resolve: start } = Promise.withResolvers<void>();
+  const runner = createLaneRunner({
+    kv: counted,
+    handle: async (record, lease) => {
+      start();
+      await release;
+      await lease.commit((op) =>
+        op.delete(["queue", record.phone, record.receivedAt, record.messageSid])
+          .set(messageKey(record.messageSid), { ...record, state: "answered" })
+      );
+      return "done";
+    },
+    schedule: () => Promise.resolve(),
+    concurrency: 1,
+    leaseMs: 5_000,
+    owner: "a",
+    log: silentLogger,
+  });
+  const run = runner.drain(PHONE);
+  await started;
+  // What a queue message or an in-process start does for a message that arrived meanwhile.
+  await arrive(kv, "SM2", 2000);
+  const again = runner.drain(PHONE);
+  resolve();
+  await Promise.all([run, again]);
+  // One slot: another number's run starts only after any re-run of this one ended.
+  await runner.drain("+15557654321");
+  assert.equal(await headOfLane(kv, PHONE), undefined, "SM2 was answered by the same run");
+  // Looks: before SM1, before SM2, and the empty lane it let go of. A second run would add more.
+  assert.equal(laneLooks, 3);
+});
