@@ -161,7 +161,10 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
 
     const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
     const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
-    const stream = createPartStream(room);
+    const stream = createPartStream(
+      room,
+      (error) => log.warn("format.fallback", { ...fieldsOf(record), reason: describeError(error) }),
+    );
     const streamed: string[] = [];
     const early = sendEarly(record, {
       lease,

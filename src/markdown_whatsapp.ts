@@ -22,10 +22,14 @@
  * or the marker itself, within one line); elsewhere the text goes out
  * unstyled rather than with stray `*` or `_`.
  *
+ * If the parser fails on an answer (marked 18.2.1 throws on some malformed
+ * nesting, e.g. `- [\n  >*\n<`), the text goes out as written rather than
+ * not at all.
+ *
  * @module
  */
 
-import type { Links, Tokens } from "marked";
+import type { Links, Token, Tokens } from "marked";
 import { BLOCK_SEPARATOR, lexMarkdown, normalizeNewlines, renderBlock } from "./_wa_blocks.ts";
 import { isWideTable, renderCard } from "./_wa_table.ts";
 
@@ -41,11 +45,23 @@ export { displayWidth, MONOSPACE_TABLE_WIDTH } from "./_wa_table.ts";
  * // "*Late orders*\n\n*3* orders by `customer_id`:\n\n• 1042\n• 1043"
  * ```
  */
-export function markdownToWhatsApp(markdown: string): string {
-  return lexMarkdown(normalizeNewlines(markdown))
-    .map(renderBlock)
-    .filter((block) => block !== "")
-    .join(BLOCK_SEPARATOR);
+export function markdownToWhatsApp(
+  markdown: string,
+  onFallback?: (error: unknown) => void,
+): string {
+  const text = normalizeNewlines(markdown);
+  try {
+    return lexMarkdown(text).map(renderBlock).filter((block) => block !== "")
+      .join(BLOCK_SEPARATOR);
+  } catch (error) {
+    onFallback?.(error);
+    return asWritten(text);
+  }
+}
+
+/** The answer as AYD wrote it, for when it cannot be parsed: only blank space tidied. */
+function asWritten(text: string): string {
+  return text.replace(/[ \t]+$/gm, "").replace(/\n{3,}/g, "\n\n").trim();
 }
 
 /** Converts an answer that arrives in pieces; see {@linkcode createMarkdownStream}. */
@@ -70,9 +86,11 @@ export interface MarkdownStream {
  * stream.end(); // "\n\nDetails follow."
  * ```
  */
-export function createMarkdownStream(): MarkdownStream {
+export function createMarkdownStream(onFallback?: (error: unknown) => void): MarkdownStream {
   // Markdown not yet final; it always starts at a block boundary.
   let source = "";
+  // Once the parser fails, the rest goes out as written, at the end.
+  let failed = false;
   let heldReturn = false;
   // Rows of the table at the head of `source` already given out as cards.
   let cardsOut = 0;
@@ -90,18 +108,18 @@ export function createMarkdownStream(): MarkdownStream {
     // A line still being written can parse as the start of a new block
     // ("1" before "1. b"), making the block before it look finished.
     const lines = final ? source : source.slice(0, source.lastIndexOf("\n") + 1);
-    const tokens = lexMarkdown(lines, links);
+    let tokens: ReturnType<typeof lexMarkdown>;
+    try {
+      tokens = lexMarkdown(lines, links);
+    } catch (error) {
+      failed = true;
+      onFallback?.(error);
+      return final ? emit(asWritten(source)) : "";
+    }
     Object.assign(links, tokens.links);
     let last = tokens.length;
     if (!final) { while (last > 0 && tokens[last - 1].type === "space") last--; }
-    // Without the end of the answer, the last block may still grow, unless
-    // nothing can extend it: a heading or rule whose line ended, a paragraph
-    // or table after a blank line.
-    const complete = final
-      ? tokens.length
-      : last > 0 && isClosed(tokens[last - 1].type, /\n[ \t]*\n$/.test(lines))
-      ? last
-      : Math.max(0, last - 1);
+    const complete = final ? tokens.length : finalBlocks(tokens, last, lines);
     let text = "";
     let consumed = 0;
     tokens.slice(0, complete).forEach((token, i) => {
@@ -132,19 +150,40 @@ export function createMarkdownStream(): MarkdownStream {
       if (heldReturn) piece = piece.slice(0, -1);
       source += normalizeNewlines(piece);
       // Blocks only end at line breaks.
-      return piece.includes("\n") || piece.includes("\r") ? take(false) : "";
+      if (failed || !(piece.includes("\n") || piece.includes("\r"))) return "";
+      return take(false);
     },
     end() {
       if (heldReturn) source += "\n";
       heldReturn = false;
-      return take(true);
+      return failed ? emit(asWritten(source)) : take(true);
     },
   };
 }
 
-function isClosed(type: string, blankLineAfter: boolean): boolean {
+/**
+ * How many of the leading `tokens` no later text can change. A blank line or
+ * a heading seals everything before it: marked can otherwise re-read earlier
+ * lines once a later one arrives (a `-` line turns the lines above into a
+ * setext heading). The last block (`last` excludes trailing blank lines) may
+ * still grow, unless `isClosed` says nothing can extend it.
+ */
+function finalBlocks(tokens: Token[], last: number, lines: string): number {
+  let sealed = 0;
+  for (let i = 0; i < last - 1; i++) {
+    const type = tokens[i].type;
+    if (tokens[i + 1].type === "space" || type === "heading" || type === "hr") sealed = i + 1;
+  }
+  return last > 0 && isClosed(tokens[last - 1].type, lines) ? last : sealed;
+}
+
+/** Whether the block of `type` that ends `lines` is over whatever follows. */
+function isClosed(type: string, lines: string): boolean {
   if (type === "heading" || type === "hr") return true;
-  return blankLineAfter && (type === "paragraph" || type === "table");
+  if (type === "paragraph") return /\n[ \t]*\n$/.test(lines);
+  // marked lets a line of only a tab continue a table; only spaces end it.
+  if (type === "table") return /\n *\n$/.test(lines);
+  return false;
 }
 
 function restOfCards(table: Tokens.Table, from: number): string[] {

@@ -65,7 +65,8 @@ export interface PartStream {
 /**
  * A part is final once its cut is chosen and the next part has begun; it
  * never changes after that. All the parts, in order, equal
- * {@linkcode formatAnswer} of the whole answer.
+ * {@linkcode formatAnswer} of the whole answer. `onFallback` hears of an
+ * answer the Markdown parser failed on; the rest of it then goes out as written.
  *
  * @example
  * ```ts
@@ -74,8 +75,11 @@ export interface PartStream {
  * for (const part of stream.end()) send(part);
  * ```
  */
-export function createPartStream(maxChars: number): PartStream {
-  const markdown = createMarkdownStream();
+export function createPartStream(
+  maxChars: number,
+  onFallback?: (error: unknown) => void,
+): PartStream {
+  const markdown = createMarkdownStream(onFallback);
   const cutter = createCutter(maxChars);
   return {
     push(piece) {

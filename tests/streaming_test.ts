@@ -123,3 +123,20 @@ testBothBackends("stream - a failed early send is retried after the answer", asy
   assert.equal(t.ayd.asks.length, 1);
   assert.ok(logEvents(t.logs, "reply.failed").some((e) => e.streaming === true));
 });
+
+testBothBackends(
+  "stream - an answer the Markdown parser fails on still arrives",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    // marked 18.2.1 throws on this nesting; the user must get the answer anyway.
+    const answer = "Orders by region:\n\n- [\n  >*\n<\n\nTotal: 1,204";
+    t.ayd.onAsk(() => ({ kind: "answer", text: answer }));
+    await t.sendWhatsApp({ From: USER });
+    await waitFor(() => logEvents(t.logs, "job.finished").length === 1, "the job to end");
+    const bodies = t.twilio.messages.map((m) => m.body);
+    assert.deepEqual(words(bodies.join("\n")), words(answer));
+    assert.equal(logEvents(t.logs, "job.finished")[0].state, "answered");
+    assert.equal(logEvents(t.logs, "format.fallback").length, 1);
+    assert.equal(t.ayd.asks.length, 1);
+  },
+);
