@@ -82,3 +82,20 @@ Deno.test("config - every missing and invalid variable is listed at once", () =>
   assert.match(message, /^Configuration error \(8 problems\):/);
   assert.match(message, /\.env\.example/);
 });
+
+Deno.test("config - PART_MARKERS: none by default, a bad value or too little room is refused", () => {
+  const plain = loadConfig(VALID);
+  assert.ok(plain.ok);
+  assert.equal(plain.config.partMarkers, "none");
+  const counted = loadConfig({ ...VALID, PART_MARKERS: "count" });
+  assert.ok(counted.ok);
+  assert.equal(counted.config.partMarkers, "count");
+  const bad = loadConfig({ ...VALID, PART_MARKERS: "numbers" });
+  assert.ok(!bad.ok);
+  assert.match(bad.problems.join("\n"), /PART_MARKERS is invalid: it must be none, count/);
+  const cramped = loadConfig({ ...VALID, PART_MARKERS: "total", MAX_SMS_CHARS: "30" });
+  assert.ok(!cramped.ok);
+  assert.deepEqual(cramped.problems, [
+    "PART_MARKERS needs MAX_SMS_CHARS of at least 40: raise it or set none.",
+  ]);
+});
