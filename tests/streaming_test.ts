@@ -140,3 +140,30 @@ testBothBackends(
     assert.equal(t.ayd.asks.length, 1);
   },
 );
+
+testBothBackends(
+  "stream - an endless streamed answer: 19 parts early, the 20th says it was cut",
+  async (backend) => {
+    await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "200" } });
+    const answer = Array.from({ length: 400 }, (_, i) => `Row ${i}: late orders by region.`)
+      .join("\n\n");
+    const { promise: release, resolve } = Promise.withResolvers<void>();
+    // Paused far past part 19: the early parts stop there, the rest waits for the end.
+    t.ayd.onAsk(() => ({
+      kind: "answer",
+      text: answer,
+      pause: { afterChars: 6000, until: release },
+    }));
+    await t.sendWhatsApp({ From: USER });
+    await t.twilio.waitForMessages(USER, 19);
+    assert.equal(logEvents(t.logs, "ask.finished").length, 0, "19 parts while AYD still writes");
+    resolve();
+    await waitFor(() => logEvents(t.logs, "job.finished").length === 1, "the job to end");
+    const bodies = t.twilio.messages.map((m) => m.body);
+    assert.equal(bodies.length, 20);
+    for (const body of bodies) assert.ok(body.length <= 200, `${body.length}`);
+    assert.match(bodies[0], /^Row 0: /);
+    assert.match(bodies[19], /… \(answer cut: too long for WhatsApp\)$/);
+    assert.equal(logEvents(t.logs, "reply.streamed")[0]?.parts, 19);
+  },
+);
