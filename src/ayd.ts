@@ -6,6 +6,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { parseSetCookie } from "set-cookie-parser";
+import { readText } from "./_read_text.ts";
 
 /** How to reach AYD. `fetch` is injectable for tests and instrumentation. */
 export interface AydOptions {
@@ -177,14 +178,9 @@ export async function askAyd(
       }
     },
   });
-  const decoder = new TextDecoder();
-  await call(async () => {
-    for await (const chunk of response.body!) {
-      parser.feed(decoder.decode(chunk, { stream: true }));
-    }
-  }, signal);
+  await call(() => readText(response.body!, (text) => parser.feed(text)), signal);
   // AYD ends by closing the connection; a last event may lack its blank line.
-  parser.feed(decoder.decode() + "\n\n");
+  parser.feed("\n\n");
   return answer;
 }
 
