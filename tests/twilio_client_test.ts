@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fetchHttpClient } from "../src/twilio_client.ts";
+import { createWhatsAppSender, fetchHttpClient } from "../src/twilio_client.ts";
 
 Deno.test("twilio client - at most maxInFlight requests are open at once, none lost", async () => {
   let open = 0;
@@ -45,4 +45,64 @@ Deno.test("twilio client - a failed request frees its place", async () => {
     "fulfilled",
     "fulfilled",
   ]);
+});
+
+Deno.test("twilio client - a message goes out as twilio-node sends it, to the swapped host", async () => {
+  const seen: Request[] = [];
+  const fakeFetch = (input: URL | RequestInfo, init?: RequestInit) => {
+    seen.push(new Request(input, init));
+    const sid = "SM" + "a".repeat(32);
+    return Promise.resolve(
+      new Response(JSON.stringify({ sid, status: "queued" }), { status: 201 }),
+    );
+  };
+  const accountSid = "AC" + "0".repeat(32);
+  const sender = createWhatsAppSender({
+    accountSid,
+    authToken: "secret",
+    fromNumber: "+14155238886",
+    apiBaseUrl: "http://127.0.0.1:9",
+    statusCallback: "https://bridge.example/twilio/status",
+    fetch: fakeFetch as typeof fetch,
+  });
+  assert.equal(
+    await sender.send({ to: "+15551234567", body: "Hi", mediaUrls: ["https://x/a.png"] }),
+    "SM" + "a".repeat(32),
+  );
+  const [request] = seen;
+  assert.equal(request.method, "POST");
+  assert.equal(request.url, `http://127.0.0.1:9/2010-04-01/Accounts/${accountSid}/Messages.json`);
+  assert.equal(request.headers.get("authorization"), `Basic ${btoa(`${accountSid}:secret`)}`);
+  assert.equal(request.headers.get("accept"), "application/json");
+  assert.match(request.headers.get("content-type") ?? "", /^application\/x-www-form-urlencoded/);
+  assert.match(request.headers.get("user-agent") ?? "", /^twilio-node /);
+  const form = new URLSearchParams(await request.text());
+  assert.deepEqual(Object.fromEntries(form), {
+    From: "whatsapp:+14155238886",
+    To: "whatsapp:+15551234567",
+    Body: "Hi",
+    MediaUrl: "https://x/a.png",
+    StatusCallback: "https://bridge.example/twilio/status",
+  });
+});
+
+Deno.test("twilio client - Twilio's error code reaches the caller, and a 4xx is not retried", async () => {
+  let calls = 0;
+  const fakeFetch = () => {
+    calls++;
+    const body = { code: 63016, message: "outside the allowed window", status: 400 };
+    return Promise.resolve(new Response(JSON.stringify(body), { status: 400 }));
+  };
+  const sender = createWhatsAppSender({
+    accountSid: "AC" + "0".repeat(32),
+    authToken: "secret",
+    fromNumber: "+14155238886",
+    fetch: fakeFetch as typeof fetch,
+  });
+  const error = await sender.send({ to: "+15551234567", body: "Hi" }).catch((e) => e);
+  assert.equal(error.name, "TwilioSendError");
+  assert.equal(error.status, 400);
+  assert.equal(error.code, 63016);
+  assert.equal(error.transient, false);
+  assert.equal(calls, 1);
 });
