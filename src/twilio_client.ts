@@ -106,10 +106,10 @@ export function createWhatsAppSender(options: {
 
   return {
     async send(message) {
-      const api = await messageList();
+      const list = await messageList();
       for (let attempt = 1;; attempt++) {
         try {
-          const sent = await api.create({
+          const sent = await list.create({
             from: `whatsapp:${options.fromNumber}`,
             to: `whatsapp:${message.to}`,
             body: message.body,
