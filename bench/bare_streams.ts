@@ -4,7 +4,7 @@
  * KV, no Twilio, no formatting). Announces itself like main.ts, then prints
  * `streams.done` once every answer has been read.
  */
-import { askAyd, createAydSession } from "../src/ayd.ts";
+import { askAyd, createAydSession } from "../src/ayd/client.ts";
 
 const options = {
   baseUrl: Deno.env.get("AYD_BASE_URL")!,

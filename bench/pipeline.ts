@@ -6,7 +6,7 @@
  * = AYD's first byte → first WhatsApp message, beside the stream's own
  * duration (what it would be if parts waited for the end of the answer).
  */
-import { formatAnswer } from "../src/whatsapp_format.ts";
+import { formatAnswer } from "../src/whatsapp/format.ts";
 import { startMain } from "../tests/_process.ts";
 import { benchEnv, post, signedRequests, startFakes, summarize, table, until } from "./_shared.ts";
 

@@ -4,16 +4,16 @@
  *
  * @module
  */
-import { type AppDeps, createApp } from "./app.ts";
-import { askAyd, type AydOptions, createAydSession } from "./ayd.ts";
+import { type AppDeps, createApp } from "./webhook/app.ts";
+import { askAyd, type AydOptions, createAydSession } from "./ayd/client.ts";
 import type { Config } from "./config.ts";
-import { createConversationHandler } from "./conversation.ts";
-import { statusCallbackUrl } from "./delivery.ts";
-import { createJobs } from "./jobs.ts";
+import { createConversationHandler } from "./conversation/handler.ts";
+import { statusCallbackUrl } from "./webhook/delivery.ts";
+import { createJobs } from "./jobs/jobs.ts";
 import { describeError, type Logger } from "./log.ts";
-import { createSessionStore } from "./sessions.ts";
-import { createWhatsAppSender, type RetryPolicy } from "./twilio_client.ts";
-import { createLaneRunner } from "./worker.ts";
+import { createSessionStore } from "./ayd/sessions.ts";
+import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/twilio_client.ts";
+import { createLaneRunner } from "./jobs/runner.ts";
 
 /** A running bridge. */
 export interface Bridge {

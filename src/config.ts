@@ -5,11 +5,11 @@
  * @module
  */
 import { z } from "zod";
-import { chooseBackend, type JobBackend } from "./jobs.ts";
+import { chooseBackend, type JobBackend } from "./jobs/jobs.ts";
 import { resolveKvLocation } from "./kv.ts";
-import { parseAllowedNumbers } from "./policy.ts";
+import { parseAllowedNumbers } from "./webhook/policy.ts";
 import type { LogLevel } from "./log.ts";
-import type { PartMarkers } from "./whatsapp_format.ts";
+import type { PartMarkers } from "./whatsapp/format.ts";
 
 /** The bridge's settings, after defaults and validation. */
 export interface Config {

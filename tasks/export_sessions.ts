@@ -8,8 +8,8 @@
  * else data/bridge.kv.
  */
 import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
-import { exportSessionsCsv } from "../src/sessions_csv.ts";
-import { writeFileAtomically } from "../src/sessions_export.ts";
+import { exportSessionsCsv } from "../src/ayd/sessions_csv.ts";
+import { writeFileAtomically } from "../src/ayd/sessions_export.ts";
 
 const USAGE = "Usage: deno task export-sessions [--out PATH|-]   (default: ayd_sessions.csv)";
 

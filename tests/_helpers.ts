@@ -6,7 +6,7 @@
 import twilio from "twilio";
 import { type Bridge, startBridge } from "../src/bridge.ts";
 import { type Config, loadConfig } from "../src/config.ts";
-import type { JobBackend } from "../src/jobs.ts";
+import type { JobBackend } from "../src/jobs/jobs.ts";
 import { openKv } from "../src/kv.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";

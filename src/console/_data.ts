@@ -1,0 +1,141 @@
+/**
+ * What the operator console shows, read from the KV the bridge already
+ * keeps; nothing here is written on the message path. Numbers are masked
+ * and message text is never read out.
+ *
+ * @module
+ */
+import type { DeadLetter } from "../conversation/handler.ts";
+import type { MessageRecord } from "../jobs/jobs.ts";
+import { maskPhone } from "../log.ts";
+import { readStats, type Stats } from "../jobs/stats.ts";
+
+/** One recent job as the console lists it: no text, the number masked. */
+export interface JobRow {
+  messageSid: string;
+  from: string;
+  receivedAt: number;
+  state: MessageRecord["state"];
+  outcome?: MessageRecord["outcome"];
+  attempts: number;
+  parts?: number;
+  sentParts?: number;
+  lastError?: string;
+}
+
+/** The newest jobs, and how much of KV was read to find them. */
+export interface RecentJobs {
+  jobs: JobRow[];
+  /** Message records read; every one of them when `complete`. */
+  scanned: number;
+  complete: boolean;
+}
+
+/** Records read at most to find the newest jobs; beyond it the list says so. */
+export const SCAN_LIMIT = 10_000;
+
+/**
+ * The newest `limit` jobs by arrival. Message records are keyed by
+ * `MessageSid`, not by time, so this reads them (up to `SCAN_LIMIT`, a week
+ * of traffic for most bridges) rather than adding an index to every webhook.
+ *
+ * @example
+ * ```ts
+ * const { jobs } = await recentJobs(kv, 50);
+ * jobs[0].from; // "+*******4567"
+ * ```
+ */
+export async function recentJobs(kv: Deno.Kv, limit: number): Promise<RecentJobs> {
+  const newest: JobRow[] = [];
+  let scanned = 0;
+  for await (const { value } of kv.list<MessageRecord>({ prefix: ["messages"] })) {
+    if (++scanned > SCAN_LIMIT) break;
+    newest.push(toRow(value));
+    if (newest.length > limit * 2) trim(newest, limit);
+  }
+  trim(newest, limit);
+  return { jobs: newest, scanned: Math.min(scanned, SCAN_LIMIT), complete: scanned <= SCAN_LIMIT };
+}
+
+function trim(rows: JobRow[], limit: number) {
+  rows.sort((a, b) => b.receivedAt - a.receivedAt);
+  rows.length = Math.min(rows.length, limit);
+}
+
+function toRow(record: MessageRecord): JobRow {
+  return {
+    messageSid: record.messageSid,
+    from: maskPhone(record.phone),
+    receivedAt: record.receivedAt,
+    state: record.state,
+    outcome: record.outcome,
+    attempts: record.attempt,
+    parts: record.parts,
+    sentParts: record.sentParts,
+    lastError: record.lastError && maskNumbersIn(record.lastError),
+  };
+}
+
+/** A dead letter as the console lists it. */
+export interface DeadLetterRow {
+  messageSid: string;
+  from: string;
+  reason: string;
+  attempts: number;
+  failedAt: number;
+}
+
+/**
+ * Every dead letter, newest first, numbers masked (reasons too: Twilio's
+ * error messages can quote the recipient).
+ *
+ * @example
+ * ```ts
+ * const letters = await deadLetterRows(kv);
+ * ```
+ */
+export async function deadLetterRows(kv: Deno.Kv): Promise<DeadLetterRow[]> {
+  const entries = await Array.fromAsync(kv.list<DeadLetter>({ prefix: ["dead_letters"] }));
+  return entries.map(({ value }) => ({
+    messageSid: value.messageSid,
+    from: maskPhone(value.phone),
+    reason: maskNumbersIn(value.reason),
+    attempts: value.attempts,
+    failedAt: value.failedAt,
+  })).sort((a, b) => b.failedAt - a.failedAt);
+}
+
+/** The overview: health as `GET /health` sees it, and the admin API's stats. */
+export type Overview =
+  | { ok: true; stats: Stats }
+  | { ok: false };
+
+/**
+ * Reads the overview; `ok: false` when KV does not answer.
+ *
+ * @example
+ * ```ts
+ * const overview = await readOverview(kv, Date.now());
+ * if (overview.ok) console.log(overview.stats.sessions);
+ * ```
+ */
+export async function readOverview(kv: Deno.Kv, now: number): Promise<Overview> {
+  try {
+    return { ok: true, stats: await readStats(kv, now) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * Masks every run of 7 or more digits (with an optional `+`) in a text.
+ *
+ * @example
+ * ```ts
+ * maskNumbersIn("The 'To' number whatsapp:+15551234567 is not valid");
+ * // "The 'To' number whatsapp:+*******4567 is not valid"
+ * ```
+ */
+export function maskNumbersIn(text: string): string {
+  return text.replace(/\+?\d{7,15}/g, (digits) => maskPhone(digits));
+}

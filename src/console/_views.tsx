@@ -1,0 +1,322 @@
+/**
+ * The operator console's pages, rendered on the server with Hono's JSX
+ * (which escapes every value). Plain HTML forms: nothing needs JavaScript.
+ *
+ * @module
+ */
+import type { Child, FC } from "hono/jsx";
+import type { DeadLetterRow, Overview, RecentJobs } from "./_data.ts";
+import type { RetryOutcome } from "../jobs/dead_letters.ts";
+import { OUTSIDE_WINDOW } from "../webhook/delivery.ts";
+import type { JobBackend } from "../jobs/jobs.ts";
+import { METRICS } from "../jobs/stats.ts";
+
+const STYLE = `
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+header{background:#1d2430;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
+header a{color:#cfe3ff}header strong{margin-right:auto}
+main{max-width:64rem;margin:1.2rem auto;padding:0 1.2rem}
+section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.4rem 1rem 1rem;margin-bottom:1rem}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eceff3}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em}
+.notice{background:#e8f5e9;border:1px solid #a5d6a7;padding:.6rem 1rem;border-radius:6px}
+.error{background:#fdecea;border:1px solid #f5a39b;padding:.6rem 1rem;border-radius:6px}
+button{font:inherit;padding:.25rem .8rem;cursor:pointer}
+header button{background:none;border:1px solid #8a96a8;color:#fff}
+input[type=password]{font:inherit;padding:.3rem;width:100%;box-sizing:border-box}
+.muted{color:#5d6878;font-size:.9em}`;
+
+/** Every page's frame; `csrf` present = signed in (navigation and sign-out). */
+export const Layout: FC<{ title: string; csrf?: string; children?: Child }> = (props) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      {/* The site-wide no-referrer policy would make the browser send Origin: null on our own forms. */}
+      <meta name="referrer" content="same-origin" />
+      <title>{props.title} · Bridge console</title>
+      <style>{STYLE}</style>
+    </head>
+    <body>
+      <header>
+        <strong>WhatsApp ↔ AYD bridge</strong>
+        {props.csrf !== undefined && (
+          <>
+            <a href="/admin">Overview</a>
+            <a href="/admin/console/jobs">Recent jobs</a>
+            <a href="/admin/console/dead-letters">Dead letters</a>
+            <a href="/admin/sessions.csv">ayd_sessions.csv</a>
+            <form method="post" action="/admin/logout">
+              <input type="hidden" name="csrf" value={props.csrf} />
+              <button type="submit">Sign out</button>
+            </form>
+          </>
+        )}
+      </header>
+      <main>
+        <h1>{props.title}</h1>
+        {props.children}
+      </main>
+    </body>
+  </html>
+);
+
+/**
+ * The sign-in form; `problem` says why the last attempt failed.
+ *
+ * @example
+ * ```tsx
+ * c.html(<LoginPage problem="wrong" />, 401);
+ * ```
+ */
+export const LoginPage: FC<{ problem?: "wrong" | "locked"; retryAfter?: number }> = (p) => (
+  <Layout title="Sign in">
+    {p.problem === "wrong" && <p class="error" role="alert">That is not the admin token.</p>}
+    {p.problem === "locked" && (
+      <p class="error" role="alert">
+        Too many failed attempts from your address. Try again in{" "}
+        {Math.ceil((p.retryAfter ?? 0) / 60)} minute(s).
+      </p>
+    )}
+    <section>
+      <form method="post" action="/admin/login">
+        <p>
+          <label for="token">
+            Admin token (<code>ADMIN_TOKEN</code>)
+          </label>
+          <input id="token" type="password" name="token" required autocomplete="off" />
+        </p>
+        <button type="submit">Sign in</button>
+      </form>
+    </section>
+  </Layout>
+);
+
+/**
+ * Health, the admin API's statistics and the AYD sessions.
+ *
+ * @example
+ * ```tsx
+ * c.html(<OverviewPage csrf={session.csrf} backend="kv-queue" overview={overview} />);
+ * ```
+ */
+export const OverviewPage: FC<{ csrf: string; backend: JobBackend; overview: Overview }> = (p) => {
+  if (!p.overview.ok) {
+    return (
+      <Layout title="Overview" csrf={p.csrf}>
+        <p class="error" role="alert">Unavailable: the KV store does not answer.</p>
+      </Layout>
+    );
+  }
+  const { stats } = p.overview;
+  const failures = Object.entries(stats.deliveryFailuresByErrorCode).sort(([a], [b]) =>
+    Number(a) - Number(b)
+  );
+  return (
+    <Layout title="Overview" csrf={p.csrf}>
+      <section id="health">
+        <h2>Health</h2>
+        <table>
+          <Row name="Status" value="ok" />
+          <Row name="Job backend" value={p.backend} />
+          <Row name="Pending jobs" value={counted(stats.pendingJobs)} />
+          <Row name="Dead letters" value={counted(stats.deadLetters)} />
+        </table>
+      </section>
+      <section id="messages">
+        <h2>Messages</h2>
+        <table>
+          <tr>
+            <th></th>
+            <th class="n">last hour</th>
+            <th class="n">last day</th>
+          </tr>
+          {METRICS.map((metric) => (
+            <tr>
+              <td>{metric.replace("_", " ")}</td>
+              <td class="n">{stats.lastHour[metric]}</td>
+              <td class="n">{stats.lastDay[metric]}</td>
+            </tr>
+          ))}
+        </table>
+        <p>
+          Answer time (last day): p50 {ms(stats.answerTimeMs.p50)}, p95{" "}
+          {ms(stats.answerTimeMs.p95)}, over {stats.answerTimeMs.samples} answers.
+        </p>
+      </section>
+      <section id="sessions">
+        <h2>AYD sessions</h2>
+        <p>
+          <span id="session-count">{counted(stats.sessions)}</span> numbers have a session.{" "}
+          <a href="/admin/sessions.csv">Download ayd_sessions.csv</a>
+        </p>
+      </section>
+      <section id="delivery-failures">
+        <h2>Delivery failures by error code (last day)</h2>
+        {failures.length === 0 ? <p>None.</p> : (
+          <table>
+            <tr>
+              <th>Twilio error code</th>
+              <th class="n">messages</th>
+            </tr>
+            {failures.map(([code, n]) => (
+              <tr>
+                <td>
+                  <code>{code === "0" ? "none given" : code}</code>
+                  {Number(code) === OUTSIDE_WINDOW && " (outside WhatsApp's 24-hour window)"}
+                </td>
+                <td class="n">{n}</td>
+              </tr>
+            ))}
+          </table>
+        )}
+      </section>
+    </Layout>
+  );
+};
+
+/**
+ * The newest jobs with their outcome; numbers masked, no message text.
+ *
+ * @example
+ * ```tsx
+ * c.html(<JobsPage csrf={session.csrf} recent={await recentJobs(kv, 50)} />);
+ * ```
+ */
+export const JobsPage: FC<{ csrf: string; recent: RecentJobs }> = ({ csrf, recent }) => (
+  <Layout title="Recent jobs" csrf={csrf}>
+    <p class="muted">
+      The newest {recent.jobs.length} of {recent.scanned} messages kept (7 days)
+      {!recent.complete && `; only the first ${recent.scanned} records were read`}. Message text is
+      never shown.
+    </p>
+    <section>
+      {recent.jobs.length === 0 ? <p>No messages yet.</p> : (
+        <table id="jobs">
+          <tr>
+            <th>received (UTC)</th>
+            <th>MessageSid</th>
+            <th>from</th>
+            <th>state</th>
+            <th>outcome</th>
+            <th class="n">attempts</th>
+            <th class="n">parts sent</th>
+            <th>last error</th>
+          </tr>
+          {recent.jobs.map((job) => (
+            <tr>
+              <td>{time(job.receivedAt)}</td>
+              <td>
+                <code>{job.messageSid}</code>
+              </td>
+              <td>{job.from}</td>
+              <td>{job.state}</td>
+              <td>{job.outcome ?? "—"}</td>
+              <td class="n">{job.attempts}</td>
+              <td class="n">
+                {job.parts === undefined ? "—" : `${job.sentParts ?? 0}/${job.parts}`}
+              </td>
+              <td>{job.lastError ?? ""}</td>
+            </tr>
+          ))}
+        </table>
+      )}
+    </section>
+  </Layout>
+);
+
+const NOTICES: Record<RetryOutcome, string> = {
+  queued: "is back in line and will be answered shortly.",
+  not_found: "is no longer a dead letter (retried already?).",
+  message_expired: "has expired (messages are kept 7 days) and cannot be retried.",
+  changed: "changed while it was being retried; look again.",
+};
+
+/**
+ * The dead letters, each with a retry button; `notice` reports a retry.
+ *
+ * @example
+ * ```tsx
+ * c.html(<DeadLettersPage csrf={session.csrf} letters={await deadLetterRows(kv)} />);
+ * ```
+ */
+export const DeadLettersPage: FC<{
+  csrf: string;
+  letters: DeadLetterRow[];
+  notice?: { outcome: RetryOutcome; messageSid: string };
+}> = ({ csrf, letters, notice }) => (
+  <Layout title="Dead letters" csrf={csrf}>
+    {notice && (
+      <p class={notice.outcome === "queued" ? "notice" : "error"} role="status">
+        <code>{notice.messageSid}</code> {NOTICES[notice.outcome]}
+      </p>
+    )}
+    <section>
+      {letters.length === 0
+        ? <p id="no-dead-letters">No dead letters.</p>
+        : (
+          <table id="dead-letters">
+            <tr>
+              <th>failed (UTC)</th>
+              <th>MessageSid</th>
+              <th>from</th>
+              <th>reason</th>
+              <th class="n">attempts</th>
+              <th></th>
+            </tr>
+            {letters.map((letter) => (
+              <tr>
+                <td>{time(letter.failedAt)}</td>
+                <td>
+                  <code>{letter.messageSid}</code>
+                </td>
+                <td>{letter.from}</td>
+                <td>{letter.reason}</td>
+                <td class="n">{letter.attempts}</td>
+                <td>
+                  <form
+                    method="post"
+                    action={`/admin/console/dead-letters/${
+                      encodeURIComponent(letter.messageSid)
+                    }/retry`}
+                  >
+                    <input type="hidden" name="csrf" value={csrf} />
+                    <button type="submit" aria-label={`Retry ${letter.messageSid}`}>Retry</button>
+                  </form>
+                </td>
+              </tr>
+            ))}
+          </table>
+        )}
+    </section>
+  </Layout>
+);
+
+/**
+ * A short page for refusals and errors.
+ *
+ * @example
+ * ```tsx
+ * c.html(<MessagePage title="Forbidden" text="The form was not sent from this console." />, 403);
+ * ```
+ */
+export const MessagePage: FC<{ title: string; text: string }> = ({ title, text }) => (
+  <Layout title={title}>
+    <p class="error" role="alert">{text}</p>
+    <p>
+      <a href="/admin">Back to the console</a>
+    </p>
+  </Layout>
+);
+
+const Row: FC<{ name: string; value: string | number }> = ({ name, value }) => (
+  <tr>
+    <th>{name}</th>
+    <td class="n">{value}</td>
+  </tr>
+);
+
+/** Counts stop at 10,000 to stay cheap; say so instead of pretending. */
+const counted = (n: number) => n >= 10_000 ? "10,000 or more" : String(n);
+const ms = (value: number | null) => value === null ? "—" : `${value} ms`;
+const time = (at: number) => new Date(at).toISOString().replace("T", " ").slice(0, 19);

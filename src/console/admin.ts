@@ -1,0 +1,124 @@
+/**
+ * The admin API under `/admin`, present only when `ADMIN_TOKEN` is set:
+ * `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time; an
+ * address that keeps failing is locked out for a while. The operator console
+ * (`console.tsx`) lives beside it under the same prefix and shares the
+ * lockout.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { clientAddress, createLockout, tokenChecker } from "./_auth.ts";
+import { readSession } from "./_session.ts";
+import { mountConsole } from "./pages.tsx";
+import type { DeadLetter } from "../conversation/handler.ts";
+import { retryDeadLetter } from "../jobs/dead_letters.ts";
+import { deadLetterKey, type JobBackend } from "../jobs/jobs.ts";
+import { type Logger, maskPhone } from "../log.ts";
+import { sessionKey } from "../ayd/sessions.ts";
+import { exportSessionsCsvStream } from "../ayd/sessions_csv.ts";
+import { readStats } from "../jobs/stats.ts";
+
+/** What the admin API needs. */
+export interface AdminDeps {
+  kv: Deno.Kv;
+  log: Logger;
+  token: string;
+  backend: JobBackend;
+  /** Starts the lane of `phone` now, so a retried message need not wait for a sweep. */
+  kick: (phone: string) => void;
+  now: () => number;
+}
+
+export { LOCKOUT_MS, MAX_FAILURES } from "./_auth.ts";
+
+/**
+ * Creates the admin sub-app.
+ *
+ * @example
+ * ```ts
+ * app.route("/admin", createAdminApp({ kv, log, token, backend: "kv-queue", kick, now: Date.now }));
+ * ```
+ */
+export function createAdminApp(deps: AdminDeps): Hono {
+  const admin = new Hono();
+  const isAdminToken = tokenChecker(deps.token);
+  const lockout = createLockout(deps.now);
+  // The console's pages come first: they sign in with a cookie, not a bearer.
+  mountConsole(admin, { ...deps, lockout, isAdminToken });
+
+  admin.use(async (c, next) => {
+    const address = clientAddress(c);
+    const retryAfter = lockout.retryAfter(address);
+    if (retryAfter !== undefined) {
+      return c.text("Too Many Requests", 429, { "retry-after": String(retryAfter) });
+    }
+    const header = c.req.header("authorization") ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    // The console links to the CSV download, which a browser fetches with its cookie.
+    const viaConsole = !header && c.req.method === "GET" && c.req.path === "/admin/sessions.csv" &&
+      await readSession(deps.kv, c, deps.now()) !== undefined;
+    if (!viaConsole && !isAdminToken(given)) {
+      const failures = lockout.fail(address);
+      deps.log.warn("admin.unauthorized", { failures });
+      return c.text("Unauthorized", 401, { "www-authenticate": 'Bearer realm="admin"' });
+    }
+    if (!viaConsole) lockout.clear(address);
+    await next();
+  });
+
+  admin.get("/stats", async (c) => c.json(await readStats(deps.kv, deps.now())));
+
+  admin.get("/sessions.csv", (c) => {
+    deps.log.info("admin.sessions_exported");
+    return c.body(exportSessionsCsvStream(deps.kv, { now: deps.now() }), 200, {
+      "content-type": "text/csv; charset=utf-8",
+      "content-disposition": 'attachment; filename="ayd_sessions.csv"',
+      "cache-control": "no-store",
+    });
+  });
+
+  admin.delete("/sessions/:phone", async (c) => {
+    const phone = normalizePhone(c.req.param("phone"));
+    if (!phone) return c.text("Bad Request: phone must be +E164", 400);
+    const existing = await deps.kv.get(sessionKey(phone));
+    if (existing.versionstamp === null) return c.text("Not Found", 404);
+    await deps.kv.delete(sessionKey(phone));
+    deps.log.info("admin.session_dropped", { from: maskPhone(phone) });
+    return c.body(null, 204);
+  });
+
+  admin.get("/dead-letters", async (c) => {
+    const letters = await Array.fromAsync(deps.kv.list<DeadLetter>({ prefix: ["dead_letters"] }));
+    return c.json({
+      deadLetters: letters.map(({ value }) => ({
+        messageSid: value.messageSid,
+        from: maskPhone(value.phone),
+        reason: value.reason,
+        attempts: value.attempts,
+        failedAt: new Date(value.failedAt).toISOString(),
+      })),
+    });
+  });
+
+  admin.post("/dead-letters/:id/retry", async (c) => {
+    const id = c.req.param("id");
+    const letter = await deps.kv.get<DeadLetter>(deadLetterKey(id));
+    const outcome = await retryDeadLetter(deps.kv, id, { backend: deps.backend, now: deps.now() });
+    if (outcome === "queued") {
+      deps.kick(letter.value!.phone);
+      deps.log.info("admin.dead_letter_retried", { message_sid: id });
+      return c.json({ status: "queued" }, 202);
+    }
+    const status = outcome === "not_found" ? 404 : outcome === "message_expired" ? 410 : 409;
+    return c.json({ status: outcome }, status);
+  });
+
+  return admin;
+}
+
+/** `+15551234567`, `15551234567` or `whatsapp:+15551234567` → `+15551234567`. */
+function normalizePhone(raw: string): string | undefined {
+  const phone = "+" + raw.replace(/^whatsapp:/i, "").replace(/^\+/, "");
+  return /^\+[1-9]\d{6,14}$/.test(phone) ? phone : undefined;
+}

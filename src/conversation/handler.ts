@@ -1,0 +1,321 @@
+/**
+ * Answering one message: ask AYD in the sender's conversation, then deliver
+ * the reply part by part — the first parts while AYD is still writing the
+ * rest. Progress is written to KV under the lane's lease at every step, so a
+ * restarted job neither asks again once it has the answer (or once part of it
+ * went out) nor resends the parts that went out. Every failure ends in a
+ * message to the user, worded as the Flask app worded it.
+ *
+ * @module
+ */
+import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
+import { type Backoff, backoffDelay } from "../backoff.ts";
+import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "../jobs/jobs.ts";
+import { type Lease, queueKey } from "../jobs/lanes.ts";
+import { sendEarly } from "./_early_sends.ts";
+import { describeError, maskPhone } from "../log.ts";
+import { TwilioSendError, type WhatsAppSender } from "../whatsapp/twilio_client.ts";
+import { count, recordAnswerTime } from "../jobs/stats.ts";
+import type { PartMarkers } from "../whatsapp/format.ts";
+
+// Formatting (and the Markdown parser under it) loads with the first job,
+// keeping it off the webhook's start-up path.
+let formatting: Promise<typeof import("../whatsapp/format.ts")> | undefined;
+const loadFormatting = () => formatting ??= import("../whatsapp/format.ts");
+import type { Disposition, MessageHandler } from "../jobs/runner.ts";
+
+/** A job that ended without answering its message. */
+export interface DeadLetter {
+  messageSid: string;
+  phone: string;
+  reason: string;
+  attempts: number;
+  failedAt: number;
+}
+
+/** How long and how often a message's job may be retried. */
+export interface JobRetry extends Backoff {
+  /** From acceptance; no retry starts after it. */
+  budgetMs: number;
+  maxAttempts: number;
+}
+
+/** What the handler needs; all of it is passed in. */
+export interface ConversationDeps extends AnswerDeps {
+  kv: Deno.Kv;
+  sender: WhatsAppSender;
+  maxSmsChars: number;
+  retry: JobRetry;
+  /** Show "typing…" while the answer is prepared. */
+  typingIndicator: boolean;
+  partMarkers: PartMarkers;
+  now?: () => number;
+}
+
+/** A message to send: text, or one chart. */
+export interface ReplyPart {
+  body?: string;
+  mediaUrl?: string;
+}
+
+/** The KV key of one part of a reply waiting to go out. */
+export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
+  "reply_parts",
+  sid,
+  index,
+];
+
+/**
+ * Creates the handler for the message at the head of a lane.
+ *
+ * @example
+ * ```ts
+ * const handle = createConversationHandler({ kv, sessions, ask, sender, log, maxSmsChars: 1600, aydTimeoutMs: 60_000, retry });
+ * ```
+ */
+export function createConversationHandler(deps: ConversationDeps): MessageHandler {
+  const now = deps.now ?? Date.now;
+  const { kv, log } = deps;
+
+  /** Saves `record` under the lease, with any extra mutations. */
+  const save = (lease: Lease, record: MessageRecord, extra = (op: Deno.AtomicOperation) => op) =>
+    lease.commit((op) =>
+      extra(op.set(messageKey(record.messageSid), record, { expireIn: MESSAGE_TTL_MS }))
+    );
+
+  /** A later attempt, if the budget allows one. */
+  function retryAt(record: MessageRecord): number | undefined {
+    if (record.attempt >= deps.retry.maxAttempts) return undefined;
+    const at = now() + backoffDelay(deps.retry, record.attempt);
+    return at <= record.receivedAt + deps.retry.budgetMs ? at : undefined;
+  }
+
+  async function postpone(lease: Lease, record: MessageRecord, at: number, reason: string) {
+    const next = { ...record, nextAttemptAt: at, lastError: reason };
+    if (!await save(lease, next)) return "lost";
+    log.warn("job.retry_scheduled", {
+      ...fieldsOf(record),
+      delay_ms: at - now(),
+      reason,
+    });
+    return { retryAt: at };
+  }
+
+  async function finish(
+    lease: Lease,
+    record: MessageRecord,
+    failure: string | undefined,
+  ): Promise<Disposition> {
+    const final: MessageRecord = {
+      ...record,
+      state: failure === undefined ? "answered" : "failed",
+      lastError: failure ?? record.lastError,
+    };
+    const saved = await save(lease, final, (op) => {
+      op.delete(queueKey(record.phone, record.receivedAt, record.messageSid));
+      for (let i = 0; i < (record.parts ?? 0); i++) op.delete(replyPartKey(record.messageSid, i));
+      if (failure === undefined) {
+        if (record.outcome === "denied" || record.outcome === "rate_limited") return op;
+        const waited = now() - record.receivedAt;
+        return recordAnswerTime(count(op, "answered", now()), record.messageSid, waited, now());
+      }
+      count(op, "failed", now());
+      const letter: DeadLetter = {
+        messageSid: record.messageSid,
+        phone: record.phone,
+        reason: failure,
+        attempts: record.attempt,
+        failedAt: now(),
+      };
+      return op.set(deadLetterKey(record.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
+    });
+    if (!saved) return "lost";
+    log.info("job.finished", {
+      ...fieldsOf(final),
+      state: final.state,
+      outcome: final.outcome,
+      reason: failure,
+    });
+    return "done";
+  }
+
+  async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+    const alreadySent = queued.sentParts ?? 0;
+    if (queued.state === "asking" && alreadySent > 0) {
+      // Stopped mid-stream: asking again would repeat the parts the user has.
+      await notify(deps, queued, REPLIES.cutShort);
+      return finish(
+        lease,
+        { ...queued, outcome: "failed" },
+        `interrupted after ${alreadySent} parts`,
+      );
+    }
+    if (queued.state === "asking" && queued.attempt >= deps.retry.maxAttempts) {
+      // Interrupted that often, the message itself may be what kills the process.
+      await notify(deps, queued, REPLIES.failure);
+      return finish(lease, { ...queued, outcome: "failed" }, "interrupted too many times");
+    }
+    const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
+    if (!await save(lease, record)) return "lost";
+    log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
+
+    const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
+    const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
+    const stream = createPartStream(
+      room,
+      (error) => log.warn("format.fallback", { ...fieldsOf(record), reason: describeError(error) }),
+    );
+    const streamed: string[] = [];
+    const early = sendEarly(record, {
+      lease,
+      sender: deps.sender,
+      log,
+      label: (text, index) => labelPart(text, index, undefined, deps.partMarkers),
+      markers: deps.partMarkers,
+      // The last part kept may need the "answer cut" note.
+      limit: MAX_REPLY_PARTS - 1,
+      save: (next, extra) => save(lease, next, (op) => (extra?.(op), op)),
+    });
+    const stopTyping = showTyping(deps, record);
+    const reply = await composeReply(deps, record, fieldsOf(record), (delta) => {
+      for (const part of stream.push(delta)) early.offer(part, streamed.push(part) - 1);
+    }).finally(stopTyping);
+    early.stop();
+
+    if (reply.outcome === "failed") {
+      const { sent, lost } = await early.settled();
+      if (lost) return "lost";
+      if (sent > 0) {
+        // Asking again would repeat what the user already has.
+        await notify(deps, record, REPLIES.cutShort);
+        const cut = { ...record, sentParts: sent, outcome: "failed" as const };
+        return finish(lease, cut, `answer cut after ${sent} parts: ${reply.reason}`);
+      }
+      const at = reply.transient ? retryAt(record) : undefined;
+      if (at !== undefined) {
+        return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
+      }
+    }
+    // An AYD answer was formatted as it streamed; every other reply is WhatsApp text.
+    let texts = reply.outcome === "answered" ? [...streamed, ...stream.end()] : [];
+    if (texts.length === 0) {
+      texts = splitMessage(reply.outcome === "answered" ? REPLIES.empty : reply.text, room);
+    }
+    texts = limitParts(texts, room, splitMessage);
+    const parts: ReplyPart[] = [
+      ...texts.map((text, i) => ({ body: labelPart(text, i, texts.length, deps.partMarkers) })),
+      // Charts follow the text they belong to.
+      ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
+    ];
+    const replying: MessageRecord = {
+      ...record,
+      state: "replying",
+      parts: parts.length,
+      outcome: reply.outcome,
+      lastError: reply.reason,
+    };
+    // The answer is durable before the send under way (if any) ends, so a
+    // crash now resumes the delivery instead of cutting the answer short.
+    const unsent = early.sent();
+    const saved = await early.saveInTurn(() => replying, (op) => {
+      for (let i = unsent; i < parts.length; i++) {
+        op.set(replyPartKey(record.messageSid, i), parts[i]);
+      }
+    });
+    const { sent, lost } = await early.settled();
+    if (!saved || lost) return "lost";
+    if (sent > 0) log.info("reply.streamed", { ...fieldsOf(record), parts: sent });
+    return { ...replying, sentParts: sent };
+  }
+
+  async function deliver(lease: Lease, replying: MessageRecord): Promise<Disposition> {
+    const prefix = ["reply_parts", replying.messageSid];
+    const parts = new Map<Deno.KvKeyPart, ReplyPart>();
+    for await (const entry of kv.list<ReplyPart>({ prefix })) parts.set(entry.key[2], entry.value);
+    let record = replying;
+    const total = record.parts ?? parts.size;
+    for (let index = record.sentParts ?? 0; index < total; index++) {
+      if (!lease.held()) return "lost";
+      try {
+        const part = parts.get(index);
+        if (!part) throw new Error(`part ${index + 1} of the reply is missing from KV`);
+        const { body, mediaUrl } = part;
+        await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
+      } catch (error) {
+        const reason = describeError(error);
+        log.error("reply.failed", { ...fieldsOf(record), part: index + 1, reason });
+        const transient = error instanceof TwilioSendError && error.transient;
+        const at = transient ? retryAt(record) : undefined;
+        if (at !== undefined) {
+          return postpone(lease, { ...record, attempt: record.attempt + 1 }, at, reason);
+        }
+        if (record.outcome !== "failed") await notify(deps, record, REPLIES.failure);
+        return finish(lease, record, reason);
+      }
+      record = { ...record, sentParts: index + 1 };
+      if (!await save(lease, record)) return "lost";
+    }
+    log.info("reply.sent", { ...fieldsOf(record), parts: total, outcome: record.outcome });
+    return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
+  }
+
+  return async (record, lease) => {
+    if (record.state === "replying") return deliver(lease, record);
+    const asked = await ask(lease, record);
+    return typeof asked === "object" && "state" in asked ? deliver(lease, asked) : asked;
+  };
+}
+
+/** More parts than a person reads on a phone; also keeps one KV commit small. */
+export const MAX_REPLY_PARTS = 20;
+const CUT_NOTE = "\n\n… (answer cut: too long for WhatsApp)";
+
+/** Keeps the first {@linkcode MAX_REPLY_PARTS} parts, saying so in the last. */
+function limitParts(
+  parts: string[],
+  maxChars: number,
+  splitMessage: (text: string, maxChars: number) => string[],
+): string[] {
+  if (parts.length <= MAX_REPLY_PARTS) return parts;
+  const kept = parts.slice(0, MAX_REPLY_PARTS);
+  if (maxChars > 2 * CUT_NOTE.length) {
+    const room = maxChars - CUT_NOTE.length;
+    kept[MAX_REPLY_PARTS - 1] = splitMessage(kept[MAX_REPLY_PARTS - 1], room)[0].trimEnd() +
+      CUT_NOTE;
+  }
+  return kept;
+}
+
+function fieldsOf(record: MessageRecord) {
+  return {
+    message_sid: record.messageSid,
+    from: maskPhone(record.phone),
+    attempt: record.attempt,
+  };
+}
+
+/**
+ * Shows "typing…" under the inbound message now and every 20 s (it lasts
+ * 25 s) until stopped; failures are logged and otherwise ignored.
+ */
+function showTyping(deps: ConversationDeps, record: MessageRecord): () => void {
+  if (!deps.typingIndicator) return () => {};
+  const tick = () =>
+    deps.sender.typing(record.messageSid).catch((error) =>
+      deps.log.warn("typing.failed", { ...fieldsOf(record), reason: describeError(error) })
+    );
+  tick();
+  const timer = setInterval(tick, TYPING_REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+const TYPING_REFRESH_MS = 20_000;
+
+/** One last message so the user is never left in silence; best effort. */
+async function notify(deps: ConversationDeps, record: MessageRecord, body: string) {
+  try {
+    await deps.sender.send({ to: record.phone, body });
+  } catch (error) {
+    deps.log.error("apology.failed", { ...fieldsOf(record), reason: describeError(error) });
+  }
+}

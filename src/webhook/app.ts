@@ -1,0 +1,226 @@
+/**
+ * The HTTP surface: Twilio's webhooks, the health check and, with
+ * `ADMIN_TOKEN`, the admin API.
+ *
+ * @module
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { every } from "hono/combine";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { countUpTo } from "../jobs/_count.ts";
+import type { AdminDeps } from "../console/admin.ts";
+import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
+import type { Jobs } from "../jobs/jobs.ts";
+import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
+import { admit, type Policy } from "./policy.ts";
+import { count as countMetric } from "../jobs/stats.ts";
+import {
+  EMPTY_TWIML,
+  type FormParams,
+  type InboundMessage,
+  isValidTwilioSignature,
+  parseForm,
+  toInboundMessage,
+} from "./twilio_request.ts";
+
+/** The largest webhook body accepted; Twilio's are a few KiB at most. */
+export const MAX_WEBHOOK_BYTES = 64 * 1024;
+
+/** What the routes need; all of it is passed in. */
+export interface AppDeps {
+  kv: Deno.Kv;
+  jobs: Jobs;
+  log: Logger;
+  twilioAccountSid: string;
+  twilioAuthToken: string;
+  twilioWebhookUrl: string;
+  /** The URL Twilio posts delivery statuses to (and signs). */
+  statusCallbackUrl: string;
+  policy: Policy;
+  /** More routes by mount path (the sandbox's `/sandbox`); a normal start has none. */
+  routes?: Record<string, Hono>;
+  /** The admin API; absent = `/admin` does not exist. */
+  admin?: Omit<AdminDeps, "kv" | "log" | "now">;
+  now?: () => number;
+}
+
+type Env = { Variables: { log: Logger; form: FormParams } };
+
+/**
+ * Creates the Hono app. `POST /whatsapp` answers as soon as the message is
+ * durable in KV; it never waits on AYD or Twilio.
+ *
+ * @example
+ * ```ts
+ * Deno.serve(createApp(deps).fetch);
+ * ```
+ */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const now = deps.now ?? Date.now;
+  const app = new Hono<Env>();
+  app.use(secureHeaders());
+  app.use(requestId());
+  app.use(async (c, next) => {
+    c.set("log", withFields(deps.log, { request_id: c.get("requestId") }));
+    await next();
+  });
+  app.use(methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) =>
+      c.text("Method Not Allowed", 405, { Allow: methods.join(", ") }),
+  }));
+
+  app.post("/whatsapp", twilioForm(deps, deps.twilioWebhookUrl), async (c) => {
+    const log = c.get("log");
+    const message = toInboundMessage(c.get("form"), {
+      accountSid: deps.twilioAccountSid,
+      now: now(),
+    });
+    if (!("messageSid" in message)) {
+      log[message.status === 200 ? "info" : "warn"]("webhook.rejected", { reason: message.reason });
+      return message.status === 200 ? twiml(c) : c.text(
+        `${message.status === 400 ? "Bad Request" : "Forbidden"}: ${message.reason}`,
+        message.status,
+      );
+    }
+    const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
+    log.info("webhook.received", fields);
+    const { outcome, refusal } = await submit(deps, message);
+    if (outcome === "duplicate") log.info("webhook.duplicate", fields);
+    else if (refusal) log.info(`webhook.${refusal.kind}`, fields);
+    else log.info("webhook.enqueued", fields);
+    return twiml(c);
+  });
+
+  app.post("/twilio/status", twilioForm(deps, deps.statusCallbackUrl), async (c) => {
+    const log = c.get("log");
+    const form = c.get("form");
+    const field = (name: string) => typeof form[name] === "string" ? form[name] as string : "";
+    if (field("AccountSid") !== deps.twilioAccountSid) {
+      log.warn("status.rejected", { reason: "wrong_account" });
+      return c.text("Forbidden: wrong_account", 403);
+    }
+    const messageSid = field("MessageSid");
+    const status = field("MessageStatus").toLowerCase();
+    if (!messageSid || !status) {
+      return c.text("Bad Request: missing MessageSid or MessageStatus", 400);
+    }
+    const errorCode = Number.parseInt(field("ErrorCode"), 10) || undefined;
+    const applied = await recordDelivery(deps.kv, { messageSid, status, errorCode }, now());
+    const fields = { message_sid: messageSid, status, error_code: errorCode };
+    if (!applied) log.debug("status.ignored", fields);
+    else if (status === "failed" || status === "undelivered") {
+      log.warn("delivery.failed", {
+        ...fields,
+        to: maskPhone(field("To")),
+        outside_window: errorCode === OUTSIDE_WINDOW || undefined,
+      });
+    } else log.debug("status.recorded", fields);
+    return c.body(null, 204);
+  });
+
+  app.get("/health", async (c) => {
+    try {
+      const [pendingJobs, deadLetters] = await Promise.all([
+        countUpTo(deps.kv, ["queue"]),
+        countUpTo(deps.kv, ["dead_letters"]),
+      ]);
+      return c.json({ status: "ok", jobBackend: deps.jobs.backend, pendingJobs, deadLetters });
+    } catch (error) {
+      c.get("log").error("health.failed", { reason: describeError(error) });
+      return c.json({ status: "unavailable" }, 503);
+    }
+  });
+
+  if (deps.admin) {
+    const admin = { ...deps.admin, kv: deps.kv, log: deps.log, now };
+    let loaded: Promise<Hono<Env>> | undefined;
+    // The admin API and console (JSX views and all) load with their first
+    // request, keeping them off the webhook's start-up path.
+    const load = () =>
+      loaded ??= import("../console/admin.ts").then(({ createAdminApp }) =>
+        withFallbacks(new Hono<Env>().route("/admin", createAdminApp(admin)), deps.log)
+      );
+    const forward = async (c: Context<Env>) => (await load()).fetch(c.req.raw, c.env);
+    app.all("/admin", forward);
+    app.all("/admin/*", forward);
+  }
+
+  for (const [path, routes] of Object.entries(deps.routes ?? {})) app.route(path, routes);
+
+  return withFallbacks(app, deps.log);
+}
+
+/** Plain-text 404s, and 500s that are logged without details leaking out. */
+function withFallbacks(app: Hono<Env>, log: Logger): Hono<Env> {
+  app.notFound((c) => c.text("Not Found", 404));
+  app.onError((error, c) => {
+    // Set by the request middleware; absent in the lazily loaded admin app.
+    const logger = c.get("log") ?? log;
+    logger.error("request.failed", { path: c.req.path, reason: describeError(error) });
+    return c.text("Internal Server Error", 500);
+  });
+  return app;
+}
+
+/**
+ * The checks every Twilio callback passes: size, form encoding, and the
+ * signature over `url` and every parameter.
+ */
+function twilioForm(deps: AppDeps, url: string): MiddlewareHandler<Env> {
+  const verify: MiddlewareHandler<Env> = async (c, next) => {
+    const log = c.get("log");
+    const type = c.req.header("content-type")?.split(";", 1)[0].trim().toLowerCase();
+    if (type !== "application/x-www-form-urlencoded") {
+      log.warn("webhook.rejected", { reason: "content_type" });
+      return c.text("Unsupported Media Type: expected application/x-www-form-urlencoded", 415);
+    }
+    const params = parseForm(await c.req.text());
+    const signed = isValidTwilioSignature({
+      authToken: deps.twilioAuthToken,
+      url,
+      signature: c.req.header("x-twilio-signature"),
+      params,
+    });
+    if (!signed) {
+      log.warn("webhook.rejected", { reason: "bad_signature" });
+      return c.text("Forbidden: invalid Twilio signature", 403);
+    }
+    c.set("form", params);
+    await next();
+  };
+  const limit = bodyLimit({
+    maxSize: MAX_WEBHOOK_BYTES,
+    onError: (c) => {
+      (c.get("log") as Logger).warn("webhook.rejected", { reason: "too_large" });
+      return c.text("Payload Too Large", 413);
+    },
+  });
+  return every(limit, verify);
+}
+
+/**
+ * Admits and submits a message; a refused one keeps no text. Losing a race
+ * on the rate counters means deciding again with the new counts.
+ */
+async function submit(deps: AppDeps, message: InboundMessage) {
+  for (let attempt = 1;; attempt++) {
+    const { refusal, count } = await admit(deps.kv, message.phone, message.receivedAt, deps.policy);
+    const accepted = refusal ? { ...message, body: "", refusal } : message;
+    const counted = (op: Deno.AtomicOperation) => {
+      countMetric(op, "received", message.receivedAt);
+      if (refusal) countMetric(op, refusal.kind, message.receivedAt);
+      // After many lost races, accept without rate counting rather than fail.
+      return attempt < 10 ? count(op) : op;
+    };
+    const outcome = await deps.jobs.submit(accepted, counted);
+    if (outcome !== "conflict") return { outcome, refusal };
+  }
+}
+
+function twiml(c: Context<Env>) {
+  return c.body(EMPTY_TWIML, 200, { "content-type": "text/xml; charset=utf-8" });
+}

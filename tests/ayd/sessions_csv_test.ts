@@ -1,0 +1,340 @@
+/** `ayd_sessions.csv`: byte-compatible with Python's csv module, both ways. */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { createLogger } from "../../src/log.ts";
+import { type AydSession, sessionKey } from "../../src/ayd/sessions.ts";
+import {
+  exportSessionsCsv,
+  exportSessionsCsvStream,
+  importSessionsCsv,
+  parseIsoLocal,
+  pythonFloat,
+  pythonIsoLocal,
+} from "../../src/ayd/sessions_csv.ts";
+import { cronEvery, scheduleSessionsExport } from "../../src/ayd/sessions_export.ts";
+import { startTestBridge } from "../_helpers.ts";
+
+const HAS_PYTHON = await new Deno.Command("python3", { args: ["--version"], stdout: "null" })
+  .output().then((o) => o.success).catch(() => false);
+
+/** Runs Python with its own csv module; returns its standard output. */
+async function python(script: string, input = ""): Promise<string> {
+  const child = new Deno.Command("python3", {
+    args: ["-c", script],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(input));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) throw new Error(new TextDecoder().decode(stderr));
+  return new TextDecoder().decode(stdout);
+}
+
+/** What the old app wrote: csv.DictWriter rows, as the old app built them. */
+const WRITE_OLD_APP_FILE = `
+import csv, sys, json, datetime
+rows = json.load(sys.stdin)
+w = csv.DictWriter(sys.stdout, fieldnames=["phone_number", "session_id", "expires_at", "created_at"])
+w.writeheader()
+for r in rows:
+    w.writerow({"phone_number": r["phone"], "session_id": r["token"],
+                "expires_at": float(r["expires"]),
+                "created_at": datetime.datetime.fromtimestamp(r["created"]).isoformat()})
+`;
+
+const READ_WITH_DICTREADER = `
+import csv, sys, json, io, time
+rows = list(csv.DictReader(io.StringIO(sys.stdin.read(), newline="")))
+print(json.dumps([r for r in rows if time.time() < float(r["expires_at"])]))
+`;
+
+Deno.test("csv - Python's float and ISO formats", () => {
+  assert.equal(pythonFloat(1753390365.7215357), "1753390365.7215357");
+  assert.equal(pythonFloat(1753390365), "1753390365.0");
+  assert.equal(pythonFloat(1753390365.5), "1753390365.5");
+  const ms = new Date(2025, 6, 25, 1, 12, 45, 123).getTime();
+  assert.equal(pythonIsoLocal(ms), "2025-07-25T01:12:45.123000");
+  assert.equal(pythonIsoLocal(ms - 123), "2025-07-25T01:12:45");
+  assert.equal(parseIsoLocal("2025-07-25T01:12:45.123456"), ms + 0.456);
+  assert.equal(parseIsoLocal("not a date"), undefined);
+  assert.equal(cronEvery(5), "*/5 * * * *");
+  assert.equal(cronEvery(120), "0 */2 * * *");
+});
+
+Deno.test({
+  name: "csv - old app's file → import → export: live rows byte for byte, DictReader agrees",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    using kv = await Deno.openKv(":memory:");
+    const now = Date.now() / 1000;
+    const rows = [
+      {
+        phone: "+15551234567",
+        token: "tok-alpha",
+        expires: now + 86_400.7215357,
+        created: now - 60.25,
+      },
+      {
+        phone: "+4915112345678",
+        token: 'tok,with "quotes"',
+        expires: now + 3600,
+        created: now - 5,
+      },
+      { phone: "+15550000000", token: "tok-expired", expires: now - 10, created: now - 700_000 },
+      {
+        phone: "+12025550123",
+        token: "tok-whole-seconds",
+        expires: Math.floor(now) + 7200,
+        created: Math.floor(now),
+      },
+    ];
+    const oldFile = await python(WRITE_OLD_APP_FILE, JSON.stringify(rows));
+    assert.match(oldFile, /^phone_number,session_id,expires_at,created_at\r\n/);
+
+    const report = await importSessionsCsv(kv, oldFile, { now: Date.now() });
+    assert.deepEqual(report, { imported: 3, expired: 1, unchanged: 0, superseded: 0, invalid: [] });
+
+    const exported = await exportSessionsCsv(kv, { now: Date.now() });
+    const live = rows.filter((r) => r.expires > now).sort((a, b) => a.phone < b.phone ? -1 : 1);
+    assert.equal(exported, await python(WRITE_OLD_APP_FILE, JSON.stringify(live)));
+
+    const readBack = JSON.parse(await python(READ_WITH_DICTREADER, exported));
+    const original = JSON.parse(await python(READ_WITH_DICTREADER, oldFile));
+    const byPhone = (a: { phone_number: string }, b: { phone_number: string }) =>
+      a.phone_number < b.phone_number ? -1 : 1;
+    assert.deepEqual(readBack, original.sort(byPhone));
+
+    const again = await importSessionsCsv(kv, oldFile, { now: Date.now() });
+    assert.deepEqual(again, { imported: 0, expired: 1, unchanged: 3, superseded: 0, invalid: [] });
+  },
+});
+
+Deno.test("csv - each malformed row is reported with its line and skipped", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const future = (Date.now() / 1000 + 3600).toFixed(3);
+  const text = [
+    "\ufeffphone_number,session_id,expires_at,created_at",
+    `+15551111111,ok-1,${future},2025-07-25T01:12:45.123456`,
+    `+15552222222,too,many,${future},x`,
+    `+15553333333,tok,soon,2025-07-25T01:12:45`,
+    `15554444444,tok,${future},2025-07-25T01:12:45`,
+    `+15555555555,,${future},2025-07-25T01:12:45`,
+    `+15556666666,"quoted, with comma",${future},2025-07-25T01:12:45`,
+    `+15557777777,short-row`,
+  ].join("\n"); // LF line endings
+  const report = await importSessionsCsv(kv, text, { now: Date.now() });
+  assert.equal(report.imported, 2);
+  assert.deepEqual(report.invalid, [
+    { line: 3, reason: "expected 4 columns, found 5" },
+    { line: 4, reason: "expires_at is not a number" },
+    { line: 5, reason: "phone_number is not +E164" },
+    { line: 6, reason: "session_id is empty" },
+    { line: 8, reason: "expected 4 columns, found 2" },
+  ]);
+  const quoted = await kv.get<AydSession>(sessionKey("+15556666666"));
+  assert.equal(quoted.value?.token, "quoted, with comma");
+});
+
+Deno.test("csv - empty, header-only and header-less files", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const none = { imported: 0, expired: 0, unchanged: 0, superseded: 0, invalid: [] };
+  assert.deepEqual(await importSessionsCsv(kv, "", { now: Date.now() }), none);
+  assert.deepEqual(
+    await importSessionsCsv(kv, "phone_number,session_id,expires_at,created_at\r\n", {
+      now: Date.now(),
+    }),
+    none,
+  );
+  const future = Date.now() / 1000 + 3600;
+  const headerless = `+15551234567,tok-a,${future},2025-07-25T01:12:45\r\n` +
+    `+15557654321,tok-b,${future},2025-07-25T01:12:46\r\n`;
+  const report = await importSessionsCsv(kv, headerless, { now: Date.now() });
+  assert.equal(report.imported, 2);
+  assert.equal((await kv.get<AydSession>(sessionKey("+15551234567"))).value?.token, "tok-a");
+});
+
+Deno.test("csv - a number twice: the latest expiry wins; a newer session in KV is kept", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const now = Date.now();
+  const at = (hours: number) => (now / 1000 + hours * 3600).toString();
+  const text = "phone_number,session_id,expires_at,created_at\r\n" +
+    `+15551234567,older,${at(1)},2025-07-25T01:00:00\r\n` +
+    `+15551234567,newer,${at(5)},2025-07-25T02:00:00\r\n` +
+    `+15551234567,middle,${at(3)},2025-07-25T03:00:00\r\n` +
+    `+15557654321,from-file,${at(2)},2025-07-25T03:00:00\r\n`;
+  await kv.set(sessionKey("+15557654321"), {
+    token: "live-in-kv",
+    expiresAt: now + 10 * 3600_000,
+    createdAt: now,
+  });
+  const report = await importSessionsCsv(kv, text, { now });
+  assert.deepEqual(report, { imported: 1, expired: 0, unchanged: 1, superseded: 2, invalid: [] });
+  assert.equal((await kv.get<AydSession>(sessionKey("+15551234567"))).value?.token, "newer");
+  assert.equal((await kv.get<AydSession>(sessionKey("+15557654321"))).value?.token, "live-in-kv");
+});
+
+Deno.test("csv - export while sessions change stays a valid file", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const now = Date.now();
+  for (let i = 0; i < 200; i++) {
+    await kv.set(sessionKey(`+1555${String(i).padStart(7, "0")}`), {
+      token: `t${i}`,
+      expiresAt: now + 3600_000,
+      createdAt: now,
+    });
+  }
+  const churn = (async () => {
+    for (let i = 0; i < 200; i += 2) {
+      await kv.delete(sessionKey(`+1555${String(i).padStart(7, "0")}`));
+      await kv.set(sessionKey(`+1666${String(i).padStart(7, "0")}`), {
+        token: `n${i}`,
+        expiresAt: now + 3600_000,
+        createdAt: now,
+      });
+    }
+  })();
+  const text = await new Response(exportSessionsCsvStream(kv, { now })).text();
+  await churn;
+  const lines = text.split("\r\n");
+  assert.equal(lines[0], "phone_number,session_id,expires_at,created_at");
+  assert.equal(lines.at(-1), "");
+  for (const line of lines.slice(1, -1)) assert.match(line, /^\+1[56]{3}\d{7},[tn]\d+,\d+\.\d+,/);
+});
+
+Deno.test("csv - scheduled export registers where writable, warns once where not", async () => {
+  using kv = await Deno.openKv(":memory:");
+  await kv.set(sessionKey("+15551234567"), {
+    token: "tok",
+    expiresAt: Date.now() + 3600_000,
+    createdAt: Date.now(),
+  });
+  const dir = await Deno.makeTempDir();
+  const logs: string[] = [];
+  const log = createLogger({ level: "info", write: (l) => logs.push(l) });
+  const registered: string[] = [];
+  const cron = (name: string, schedule: string) => {
+    // Deno.cron's own rule for names, which a '.' once broke at start-up.
+    if (!/^[\w\s-]+$/.test(name)) throw new TypeError(`Invalid cron name: ${name}`);
+    registered.push(`${name} @ ${schedule}`);
+  };
+  try {
+    const run = scheduleSessionsExport({
+      path: `${dir}/ayd_sessions.csv`,
+      everyMinutes: 5,
+      kv: () => kv,
+      log,
+      cron,
+    });
+    assert.deepEqual(registered, ["export ayd_sessions csv @ */5 * * * *"]);
+    await run!();
+    const written = await Deno.readTextFile(`${dir}/ayd_sessions.csv`);
+    assert.match(written, /^phone_number,session_id,expires_at,created_at\r\n\+15551234567,tok,/);
+    assert.equal((await Deno.stat(`${dir}/ayd_sessions.csv`)).mode! & 0o777, 0o600);
+
+    const none = scheduleSessionsExport({
+      path: "/proc/no/ayd_sessions.csv",
+      everyMinutes: 5,
+      kv: () => kv,
+      log,
+      cron,
+    });
+    assert.equal(none, undefined);
+    assert.equal(registered.length, 1, "nothing registered for a read-only place");
+    assert.equal(logs.filter((l) => l.includes("sessions_csv.not_writable")).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("csv - GET /admin/sessions.csv: 404 without ADMIN_TOKEN, 401 without the bearer, CSV with it", async () => {
+  const token = "admin-token-for-csv-0123456789";
+  {
+    await using closed = await startTestBridge();
+    const response = await fetch(`${closed.url}/admin/sessions.csv`);
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+  }
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: token } });
+  await t.kv.set(sessionKey("+15551234567"), {
+    token: "tok-1",
+    expiresAt: Date.now() + 3600_000,
+    createdAt: Date.now(),
+  });
+  const anonymous = await fetch(`${t.url}/admin/sessions.csv`);
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+  const wrong = await fetch(`${t.url}/admin/sessions.csv`, {
+    headers: { authorization: "Bearer not-the-token-0123456789" },
+  });
+  assert.equal(wrong.status, 401);
+  await wrong.body?.cancel();
+  const ok = await fetch(`${t.url}/admin/sessions.csv`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers.get("content-type")!, /^text\/csv/);
+  assert.equal(ok.headers.get("cache-control"), "no-store");
+  assert.equal(await ok.text(), await exportSessionsCsv(t.kv, { now: Date.now() }));
+});
+
+const TASKS = fileURLToPath(new URL("../../tasks/", import.meta.url));
+
+async function task(name: string, kvPath: string, ...args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      `${TASKS}${name}`,
+      ...args,
+    ],
+    env: { DENO_KV_PATH: kvPath, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code, out: text(stdout), err: text(stderr) };
+}
+
+Deno.test("csv - the import and export tasks", async () => {
+  const dir = await Deno.makeTempDir();
+  const kvPath = `${dir}/bridge.kv`;
+  try {
+    const future = Date.now() / 1000 + 3600;
+    await Deno.writeTextFile(
+      `${dir}/old.csv`,
+      "phone_number,session_id,expires_at,created_at\r\n" +
+        `+15551234567,tok-a,${future},2025-07-25T01:12:45.5\r\n` +
+        `+15557654321,tok-b,1.5,2025-07-25T01:12:45\r\n` +
+        `bad,tok-c,${future},2025-07-25T01:12:45\r\n`,
+    );
+    const imported = await task("import_sessions.ts", kvPath, `${dir}/old.csv`);
+    assert.equal(imported.code, 0, imported.err);
+    assert.equal(
+      imported.out,
+      "imported 1, expired 1, invalid 1, unchanged 0, superseded 0\nline 4: phone_number is not +E164\n",
+    );
+
+    const exported = await task("export_sessions.ts", kvPath, "--out", `${dir}/out.csv`);
+    assert.equal(exported.code, 0, exported.err);
+    assert.equal(exported.err, `Exported 1 session to ${dir}/out.csv.\n`);
+    assert.equal((await Deno.stat(`${dir}/out.csv`)).mode! & 0o777, 0o600);
+    const file = await Deno.readTextFile(`${dir}/out.csv`);
+    assert.equal(
+      file,
+      `phone_number,session_id,expires_at,created_at\r\n+15551234567,tok-a,${future},2025-07-25T01:12:45.5\r\n`,
+    );
+    const toStdout = await task("export_sessions.ts", kvPath, "--out", "-");
+    assert.equal(toStdout.out, file);
+
+    assert.equal((await task("import_sessions.ts", kvPath)).code, 2);
+    assert.equal((await task("import_sessions.ts", kvPath, `${dir}/missing.csv`)).code, 1);
+    assert.equal((await task("export_sessions.ts", kvPath, "--bogus")).code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

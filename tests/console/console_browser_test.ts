@@ -1,0 +1,80 @@
+/**
+ * The operator console in a real headless Chromium, with JavaScript turned
+ * off: signing in, and retrying a dead letter with its button.
+ */
+import assert from "node:assert/strict";
+import { makeDeadLetter, startTestBridge } from "../_helpers.ts";
+import { launchBrowser, type Page, textsOf } from "../_browser.ts";
+
+const TOKEN = "console-token-0123456789abcdef0123456789";
+const USER = "whatsapp:+15551234567";
+
+/** A fresh tab without JavaScript: the console must work with forms alone. */
+async function openTab(browser: Awaited<ReturnType<typeof launchBrowser>>): Promise<Page> {
+  const page = await browser.newPage();
+  await page.setJavaScriptEnabled(false);
+  return page;
+}
+
+/** Submits the sign-in form with `token` and waits for the next page. */
+async function signIn(page: Page, token: string) {
+  await page.type("#token", token);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+}
+
+async function title(page: Page): Promise<string> {
+  const [h1] = await textsOf(page, "h1");
+  return h1;
+}
+
+Deno.test("Console in a browser - a wrong token is refused, the right one opens the overview", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  await using browser = await launchBrowser();
+  const page = await openTab(browser);
+
+  await page.goto(`${t.url}/admin`);
+  assert.equal(new URL(page.url()).pathname, "/admin/login", "sent to sign in first");
+
+  await signIn(page, TOKEN.slice(0, -1) + "x");
+  assert.equal(await title(page), "Sign in");
+  assert.deepEqual(await textsOf(page, "[role=alert]"), ["That is not the admin token."]);
+  assert.deepEqual(await page.cookies(), [], "no session for a wrong token");
+
+  await signIn(page, TOKEN);
+  assert.equal(new URL(page.url()).pathname, "/admin");
+  assert.equal(await title(page), "Overview");
+  const health = await textsOf(page, "#health td");
+  assert.deepEqual(health, ["ok", "kv-queue", "0", "0"]);
+  const [cookie] = await page.cookies();
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, "Strict");
+  assert.equal(cookie.path, "/admin");
+  assert.notEqual(cookie.value, TOKEN);
+});
+
+Deno.test("Console in a browser - the Retry button puts a dead letter back in line and it leaves the list", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  const sid = "SM" + "9".repeat(32);
+  await makeDeadLetter(t, sid);
+  await using browser = await launchBrowser();
+  const page = await openTab(browser);
+  await page.goto(`${t.url}/admin/login`);
+  await signIn(page, TOKEN);
+
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click("a[href='/admin/console/dead-letters']"),
+  ]);
+  assert.equal(await title(page), "Dead letters");
+  const rows = await textsOf(page, "#dead-letters tr");
+  assert.equal(rows.length, 2, "a header and one dead letter");
+  assert.ok(rows[1].includes(sid) && rows[1].includes("+*******4567"));
+
+  await Promise.all([page.waitForNavigation(), page.click(`button[aria-label='Retry ${sid}']`)]);
+  const [notice] = await textsOf(page, "[role=status]");
+  assert.equal(notice, `${sid} is back in line and will be answered shortly.`);
+  assert.deepEqual(await textsOf(page, "#dead-letters"), [], "the list is empty");
+  assert.deepEqual(await textsOf(page, "#no-dead-letters"), ["No dead letters."]);
+  const replies = await t.twilio.waitForMessages(USER, 2);
+  assert.equal(replies[1].body, "Answer to: later please");
+});

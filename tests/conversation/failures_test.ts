@@ -1,0 +1,151 @@
+/** What the WhatsApp user receives when AYD or Twilio fail. */
+import assert from "node:assert/strict";
+import { REPLIES } from "../../src/conversation/answer.ts";
+import type { DeadLetter } from "../../src/conversation/handler.ts";
+import { deadLetterKey, messageKey, type MessageRecord } from "../../src/jobs/jobs.ts";
+import { startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+
+const USER = "whatsapp:+15551234567";
+
+async function deadLetters(kv: Deno.Kv): Promise<DeadLetter[]> {
+  return (await Array.fromAsync(kv.list<DeadLetter>({ prefix: ["dead_letters"] })))
+    .map((e) => e.value);
+}
+
+testBothBackends("failure - AYD too slow: the timeout text, and a dead letter", async (backend) => {
+  await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "1000" } });
+  t.ayd.onAsk(() => ({ kind: "hang" }));
+  await t.sendWhatsApp();
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, REPLIES.timeout);
+  await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
+  assert.match((await deadLetters(t.kv))[0].reason, /did not answer in time/);
+});
+
+testBothBackends("failure - AYD answers 500: the generic apology", async (backend) => {
+  await using t = await startTestBridge({ backend });
+  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
+  await t.sendWhatsApp();
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, REPLIES.failure);
+});
+
+testBothBackends(
+  "failure - AYD cuts the stream mid-answer: the generic apology",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.ayd.onAsk(() => ({ kind: "cut", text: "The answer is forty-" + "two ".repeat(50) }));
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.failure);
+  },
+);
+
+testBothBackends("failure - AYD unreachable: the no-session text", async (backend) => {
+  await using t = await startTestBridge({ backend, env: { AYD_BASE_URL: "http://127.0.0.1:9" } });
+  await t.sendWhatsApp();
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, REPLIES.noSession);
+});
+
+testBothBackends(
+  "failure - AYD refuses to open a session: the no-session text",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.ayd.failSessions(503);
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.noSession);
+    assert.equal(t.ayd.asks.length, 0);
+  },
+);
+
+testBothBackends(
+  "failure - the session callback sets no cookie: the no-session text",
+  async (backend) => {
+    await using t = await startTestBridge({ backend, ayd: { noCookie: true } });
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.noSession);
+  },
+);
+
+testBothBackends("failure - renewal after a 401 fails: the conversation text", async (backend) => {
+  await using t = await startTestBridge({ backend });
+  await t.sendWhatsApp({ Body: "first" });
+  await t.twilio.waitForMessages(USER, 1);
+  t.ayd.expireToken(t.ayd.sessions[0].token);
+  t.ayd.failSessions(500);
+  await t.sendWhatsApp({ Body: "second" });
+  const replies = await t.twilio.waitForMessages(USER, 2);
+  assert.equal(replies[1].body, REPLIES.renewalFailed);
+});
+
+testBothBackends(
+  "failure - a renewed token refused again: the conversation text, no loop",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.ayd.onAsk(() => ({ kind: "status", status: 401 }));
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.renewalFailed);
+    assert.equal(t.ayd.asks.length, 2, "asked once, renewed once, asked once more");
+  },
+);
+
+testBothBackends("twilio - 429 then 201 delivers exactly one reply", async (backend) => {
+  await using t = await startTestBridge({ backend });
+  t.twilio.failNext({ status: 429, code: 20429, message: "Too Many Requests" });
+  await t.sendWhatsApp({ Body: "rate limited" });
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, "Answer to: rate limited");
+  assert.equal(t.twilio.attempts, 2);
+  assert.equal(t.twilio.messages.length, 1);
+});
+
+testBothBackends(
+  "twilio - 5xx until the retries run out: one apology and a dead letter",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.twilio.failNext(...Array(4).fill({ status: 503, code: 20503 }));
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.failure);
+    await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
+    const [letter] = await deadLetters(t.kv);
+    assert.match(letter.reason, /Twilio answered 503/);
+    const record = await t.kv.get<MessageRecord>(messageKey(letter.messageSid));
+    assert.equal(record.value?.state, "failed");
+    assert.equal(t.twilio.attempts, 5, "four tries of the answer, then the apology");
+  },
+);
+
+testBothBackends(
+  "twilio - a permanent 4xx is not retried; the user still hears back",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.twilio.failNext({ status: 400, code: 21211, message: "Invalid 'To' Phone Number" });
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.failure);
+    assert.equal(t.twilio.attempts, 2, "one refused send, one apology");
+    await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
+    assert.match((await deadLetters(t.kv))[0].reason, /21211/);
+  },
+);
+
+testBothBackends(
+  "twilio - when even the apology fails, the job is a dead letter and nothing loops",
+  async (backend) => {
+    await using t = await startTestBridge({ backend });
+    t.twilio.failNext(...Array(8).fill({ status: 400, code: 63016 }));
+    const sid = "SM" + "e".repeat(32);
+    await t.sendWhatsApp({ MessageSid: sid });
+    await waitFor(
+      async () => (await t.kv.get(deadLetterKey(sid))).value !== null,
+      "the dead letter",
+    );
+    assert.equal(t.twilio.messages.length, 0);
+    assert.equal(t.twilio.attempts, 2);
+  },
+);

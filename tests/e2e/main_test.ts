@@ -1,0 +1,70 @@
+/** `main.ts` as a process: start-up errors, and one real conversation. */
+import assert from "node:assert/strict";
+import { startFakeAyd } from "../fakes/fake_ayd.ts";
+import { startFakeTwilio } from "../fakes/fake_twilio.ts";
+import {
+  ACCOUNT_SID,
+  API_KEY,
+  AUTH_TOKEN,
+  CHAT_ID,
+  postForm,
+  sign,
+  testEnv,
+  whatsAppParams,
+} from "../_helpers.ts";
+import { mainCommand as mainProcess, startMain } from "../_process.ts";
+
+Deno.test("startup - missing and invalid variables stop it with one clear message", async () => {
+  const { code, stdout, stderr } = await mainProcess({ PORT: "eighty", TWILIO_AUTH_TOKEN: "x" })
+    .output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 1);
+  assert.equal(new TextDecoder().decode(stdout), "");
+  assert.match(text, /^Configuration error \(6 problems\):/);
+  for (const name of ["TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "ASKYOURDATABASE_CHAT_ID"]) {
+    assert.match(text, new RegExp(`- ${name} is missing: set it to `));
+  }
+  assert.match(text, /- PORT is invalid: it must be the port to listen on, 0–65535/);
+  assert.doesNotMatch(text, /\n\s+at /, "no stack trace");
+});
+
+Deno.test("startup - an unopenable KV path stops it with a plain message", async () => {
+  const { code, stderr } = await mainProcess(testEnv({ DENO_KV_PATH: "/proc/nope/bridge.kv" }))
+    .output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 1);
+  assert.match(text, /^Cannot open the Deno KV database at \/proc\/nope\/bridge\.kv/);
+  assert.match(text, /Set DENO_KV_PATH/);
+  assert.doesNotMatch(text, /\n\s+at /);
+});
+
+Deno.test("startup - main.ts answers a signed webhook end to end and stops on SIGTERM", async () => {
+  await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  await using twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  const dir = await Deno.makeTempDir();
+  try {
+    await using main = await startMain(testEnv({
+      AYD_BASE_URL: ayd.url,
+      TWILIO_API_BASE_URL: twilio.url,
+      DENO_KV_PATH: `${dir}/nested/bridge.kv`,
+      SESSIONS_CSV_PATH: `${dir}/ayd_sessions.csv`,
+      LOG_LEVEL: "info",
+    }));
+    const params = whatsAppParams({ Body: "from a real process" });
+    const response = await postForm(main.url, params, { "x-twilio-signature": sign(params) });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const [reply] = await twilio.waitForMessages("whatsapp:+15551234567", 1);
+    assert.equal(reply.body, "Answer to: from a real process");
+    assert.ok((await Deno.stat(`${dir}/nested/bridge.kv`)).isFile, "the KV file was created");
+
+    main.kill("SIGTERM");
+    assert.equal(await main.exited, 0);
+    assert.match(main.output(), /"event":"service\.stopped"/);
+    // SESSIONS_CSV_PATH: exported once more at shutdown.
+    const csv = await Deno.readTextFile(`${dir}/ayd_sessions.csv`);
+    assert.match(csv, /^phone_number,session_id,expires_at,created_at\r\n\+15551234567,tok_/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

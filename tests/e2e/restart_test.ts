@@ -1,0 +1,148 @@
+/** `main.ts` stopped gracefully, or killed, and started again on the same KV. */
+import assert from "node:assert/strict";
+import { REPLIES } from "../../src/conversation/answer.ts";
+import { type FakeAyd, startFakeAyd } from "../fakes/fake_ayd.ts";
+import { type FakeTwilio, startFakeTwilio } from "../fakes/fake_twilio.ts";
+import {
+  ACCOUNT_SID,
+  API_KEY,
+  AUTH_TOKEN,
+  CHAT_ID,
+  postForm,
+  sign,
+  testBothBackends,
+  testEnv,
+  waitFor,
+  whatsAppParams,
+  words,
+} from "../_helpers.ts";
+import { LONG_REPORT } from "../fixtures/ayd_answers.ts";
+import { freePort, startMain } from "../_process.ts";
+import type { JobBackend } from "../../src/jobs/jobs.ts";
+
+const USER = "whatsapp:+15551234567";
+
+async function withServices(
+  backend: JobBackend,
+  fn: (ctx: {
+    ayd: FakeAyd;
+    twilio: FakeTwilio;
+    env: Record<string, string>;
+    send: (url: string, body: string) => Promise<void>;
+  }) => Promise<void>,
+) {
+  await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  await using twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  const dir = await Deno.makeTempDir();
+  const env = testEnv({
+    AYD_BASE_URL: ayd.url,
+    TWILIO_API_BASE_URL: twilio.url,
+    DENO_KV_PATH: `${dir}/bridge.kv`,
+    JOB_BACKEND: backend,
+    JOB_LEASE_MS: "1000",
+    PORT: String(freePort()),
+    LOG_LEVEL: "info",
+  });
+  const send = async (url: string, body: string) => {
+    const params = whatsAppParams({ Body: body });
+    const response = await postForm(url, params, { "x-twilio-signature": sign(params) });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  };
+  try {
+    await fn({ ayd, twilio, env, send });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+testBothBackends(
+  "shutdown - SIGTERM lets the answer under way finish; the next waits in KV",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      ayd.onAsk(({ question }) =>
+        question === "slow"
+          ? { kind: "answer", text: "slow answer ".repeat(20).trim(), chunkDelayMs: 15 }
+          : { kind: "answer", text: `a-${question}` }
+      );
+      {
+        await using main = await startMain(env);
+        await send(main.url, "slow");
+        await send(main.url, "queued behind");
+        await waitFor(() => ayd.asks.length === 1, "the slow ask to start");
+        main.kill("SIGTERM");
+        assert.equal(await main.exited, 0);
+        assert.match(main.output(), /"event":"service\.stopped"/);
+      }
+      assert.deepEqual(twilio.messages.map((m) => m.body), ["slow answer ".repeat(20).trim()]);
+      assert.equal(ayd.asks.length, 1, "no new job started during shutdown");
+
+      await using again = await startMain(env);
+      const replies = await twilio.waitForMessages(USER, 2);
+      assert.equal(replies[1].body, "a-queued behind");
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+    });
+  },
+);
+
+testBothBackends(
+  "crash - killed mid-reply after part 2 of 4, restarted: parts 3 and 4 follow",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      const paragraphs = [1, 2, 3, 4].map((n) => `Paragraph ${n}: ` + "late order data ".repeat(5));
+      const answer = paragraphs.map((p) => p.trim()).join("\n\n");
+      ayd.onAsk(() => ({ kind: "answer", text: answer }));
+      // Parts 1 and 2 go through; part 3's send hangs until the process dies.
+      twilio.holdAttempt(3);
+      const crashEnv = { ...env, MAX_SMS_CHARS: "100" };
+      {
+        await using main = await startMain(crashEnv);
+        await send(main.url, "long question");
+        await waitFor(() => twilio.attempts === 3, "part 3's send to start");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      assert.equal(twilio.messages.length, 2);
+
+      await using again = await startMain(crashEnv);
+      const replies = await twilio.waitForMessages(USER, 4);
+      assert.equal(replies.length, 4, "no part twice");
+      assert.deepEqual(words(replies.map((r) => r.body).join(" ")), words(answer));
+      assert.equal(ayd.asks.length, 1, "the answer was saved before the crash");
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+    });
+  },
+);
+
+testBothBackends(
+  "crash - killed while AYD streams, after part 1 went out: restarted, a notice, no repeat",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      // The stream stops after part 1 is complete and never resumes.
+      ayd.onAsk(() => ({
+        kind: "answer",
+        text: LONG_REPORT,
+        pause: { afterChars: 1800, until: new Promise<void>(() => {}) },
+      }));
+      {
+        await using main = await startMain(env);
+        await send(main.url, "long question");
+        await twilio.waitForMessages(USER, 1);
+        // Killed once the sent part is on record (before that, part 1 would
+        // be the one tolerated duplicate).
+        await waitFor(() => main.output().includes('"event":"reply.part_sent"'), "part 1 saved");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      await using again = await startMain(env);
+      const replies = await twilio.waitForMessages(USER, 2);
+      assert.equal(replies[1].body, REPLIES.cutShort);
+      assert.equal(ayd.asks.length, 1, "part 1 is not asked for, or sent, again");
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.equal(twilio.messages.length, 2);
+    });
+  },
+);

@@ -1,0 +1,159 @@
+/// <reference lib="dom" />
+/**
+ * The sandbox page in a real headless Chromium: what a person sees when they
+ * chat with the bridge through `deno task sandbox`.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { startSandbox } from "../../src/sandbox/sandbox.ts";
+import { launchBrowser, type Page, textsOf } from "../_browser.ts";
+
+const SCREENSHOT = fileURLToPath(new URL("../../docs/sandbox.png", import.meta.url));
+
+/** A sandbox and a browser for one test; both closed at the end. */
+async function setUp() {
+  const sandbox = await startSandbox({ port: 0, demoPaceMs: 2, deliveryDelayMs: 20 });
+  const browser = await launchBrowser().catch(async (error) => {
+    await sandbox.close();
+    throw error;
+  });
+  return {
+    sandbox,
+    browser,
+    /** A tab chatting as `phone`, connected to the live chat stream. */
+    async open(phone: string): Promise<Page> {
+      const page = await browser.newPage();
+      // Tall enough that the screenshot's conversation fits without scrolling.
+      await page.setViewport({ width: 560, height: 1120 });
+      await page.goto(`${sandbox.url}?phone=${encodeURIComponent(phone)}`);
+      await page.waitForSelector("body[data-connected=true]");
+      return page;
+    },
+    async [Symbol.asyncDispose]() {
+      await browser.close();
+      await sandbox.close();
+    },
+  };
+}
+
+async function type(page: Page, text: string) {
+  await page.type("#text", text);
+  await page.keyboard.press("Enter");
+}
+
+/** Waits until a reply bubble contains `text`; returns that bubble's inner HTML. */
+async function reply(page: Page, text: string): Promise<string> {
+  const handle = await page.waitForFunction(
+    (wanted) =>
+      [...document.querySelectorAll(".msg.theirs:not(.typing)")]
+        .find((bubble) => bubble.textContent?.includes(wanted))?.innerHTML,
+    // Background tabs get no animation frames: poll on a timer instead.
+    { timeout: 20_000, polling: 50 },
+    text,
+  );
+  return await handle.jsonValue() as string;
+}
+
+Deno.test("Sandbox page - a question gets its answer formatted as WhatsApp shows it, table and chart included", async () => {
+  await using t = await setUp();
+  const page = await t.open("+15550100011");
+
+  await type(page, "Which orders were late last week?");
+  const late = await reply(page, "Late orders last week");
+  assert.match(late, /<strong>Late orders last week<\/strong>/, "a heading becomes a bold line");
+  assert.match(late, /<pre>[^]*1063\s+Initech\s+4[^]*<\/pre>/, "the table is a monospace block");
+  assert.match(late, /<em>Rotterdam<\/em>/);
+  assert.match(late, /<del>in transit<\/del>/);
+  assert.match(late, /<code>1063<\/code>/);
+
+  await page.click("xpath/.//button[contains(@class,'chip')][text()='revenue chart']");
+  await reply(page, "monthly revenue");
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>(".msg.theirs img");
+    return img?.complete && img.naturalWidth > 0;
+  }, { polling: 50 });
+  // Twilio's typing indicator marked the question read: blue ticks.
+  await page.waitForSelector(".msg.mine[data-status=read] .ticks.read");
+  // Twilio's status callbacks went through the bridge: every reply shows delivered.
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll<HTMLElement>(".msg")].every((bubble) =>
+        bubble.dataset.status === (bubble.classList.contains("mine") ? "read" : "delivered")
+      ),
+    { polling: 50 },
+  );
+
+  await page.evaluate(() => {
+    // A fixed time of day and no blinking caret keep the committed screenshot
+    // byte-identical between runs.
+    for (const meta of document.querySelectorAll(".meta")) meta.firstChild!.textContent = "09:41";
+    (document.activeElement as HTMLElement | null)?.blur();
+  });
+  await page.evaluate(() => document.fonts.ready.then(() => {}));
+  await page.screenshot({ path: SCREENSHOT });
+});
+
+Deno.test("Sandbox page - a long answer arrives in several parts, in order, after 'typing…'", async () => {
+  await using t = await setUp();
+  const page = await t.open("+15550100012");
+  await page.evaluate(() => {
+    // Records whether the typing bubble ever showed, however briefly.
+    new MutationObserver(() => {
+      if (document.querySelector(".typing")) document.body.dataset.sawTyping = "true";
+    }).observe(document.getElementById("chat")!, { childList: true });
+  });
+
+  await type(page, "long report");
+  await reply(page, "Summary:");
+  const parts = await textsOf(page, ".msg.theirs:not(.typing) .text");
+  assert.ok(parts.length >= 2, `expected several parts, got ${parts.length}`);
+  assert.match(parts[0], /^Half-year report/);
+  assert.match(parts.at(-1)!, /Summary: revenue grew every month/);
+  const whole = parts.join("");
+  const months = ["January", "February", "March", "April", "May", "June"];
+  const positions = months.map((month) => whole.indexOf(month));
+  assert.ok(positions.every((p) => p >= 0), "every month is there");
+  assert.deepEqual(positions, [...positions].sort((a, b) => a - b), "the parts are in order");
+  assert.equal(await page.evaluate(() => document.body.dataset.sawTyping), "true");
+});
+
+Deno.test("Sandbox page - help explains and reset starts a new AYD conversation", async () => {
+  await using t = await setUp();
+  const page = await t.open("+15550100013");
+  const sessions = () => t.sandbox.demoAyd!.sessions.get("wa15550100013@example.com") ?? 0;
+
+  await type(page, "help");
+  assert.match(await reply(page, "Ask me about"), /<strong>reset<\/strong>/);
+  await type(page, "late orders");
+  await reply(page, "Late orders last week");
+  assert.equal(sessions(), 1);
+
+  await type(page, "reset");
+  await reply(page, "I started a new conversation");
+  await type(page, "top customers");
+  await reply(page, "Top customers this quarter");
+  assert.equal(sessions(), 2, "the question after reset was asked in a new session");
+});
+
+Deno.test("Sandbox page - two tabs are two numbers, each seeing only its own chat", async () => {
+  await using t = await setUp();
+  const [first, second] = await Promise.all([
+    t.open("+15550100021"),
+    t.open("+15550100022"),
+  ]);
+
+  await Promise.all([type(first, "late orders"), type(second, "top customers")]);
+  await Promise.all([
+    reply(first, "Late orders last week"),
+    reply(second, "Top customers this quarter"),
+  ]);
+  const firstChat = (await textsOf(first, ".msg")).join("\n");
+  const secondChat = (await textsOf(second, ".msg")).join("\n");
+  assert.doesNotMatch(firstChat, /Top customers/);
+  assert.doesNotMatch(secondChat, /Late orders/);
+
+  // A third tab on the first number replays that number's conversation.
+  const again = await t.open("+15550100021");
+  await reply(again, "Late orders last week");
+  assert.deepEqual(await textsOf(again, ".msg.mine .text"), ["late orders"]);
+});

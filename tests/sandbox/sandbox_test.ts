@@ -1,0 +1,218 @@
+/**
+ * The sandbox over HTTP: its routes exist only in sandbox mode, its webhooks
+ * go through the bridge's real signature check, delivery status comes back
+ * through `/twilio/status`, and `--real-ayd` asks the configured AYD.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { type Delivery, deliveryKey } from "../../src/webhook/delivery.ts";
+import type { Numbered } from "../../src/sandbox/hub.ts";
+import { type Sandbox, startSandbox } from "../../src/sandbox/sandbox.ts";
+import { API_KEY, CHAT_ID, postForm, startTestBridge, waitFor } from "../_helpers.ts";
+import { startFakeAyd } from "../fakes/fake_ayd.ts";
+
+const TASK = fileURLToPath(new URL("../../tasks/sandbox.ts", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+
+/** `deno task sandbox` with `args`, in a clean environment, stdout piped. */
+function sandboxTask(
+  args: string[],
+  options: { cwd?: string; stderr: "piped" | "null" },
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", CONFIG, "--allow-net", "--allow-env", "--allow-read", "--allow-write"]
+      .concat(TASK, args),
+    cwd: options.cwd,
+    clearEnv: true,
+    env: {
+      NO_COLOR: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    },
+    stdout: "piped",
+    stderr: options.stderr,
+  });
+}
+
+function send(sandbox: Sandbox, body: unknown, type = "application/json") {
+  return fetch(`${new URL(sandbox.url).origin}/sandbox/send`, {
+    method: "POST",
+    headers: { "content-type": type },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** The events the chat page of `phone` would get, once `done` holds for them. */
+async function chatOf(
+  sandbox: Sandbox,
+  phone: string,
+  done: (events: Numbered[]) => boolean,
+): Promise<Numbered[]> {
+  const events: Numbered[] = [];
+  const stop = sandbox.hub.subscribe(phone, 0, (event) => event && events.push(event));
+  try {
+    await waitFor(() => done(events), `the chat of ${phone}`);
+    return events;
+  } finally {
+    stop();
+  }
+}
+
+const replies = (events: Numbered[]) => events.filter((e) => e.kind === "reply");
+
+Deno.test("Normal start - no sandbox route exists", async () => {
+  await using t = await startTestBridge();
+  for (
+    const [method, path] of [["GET", "/sandbox"], ["GET", "/sandbox/events?phone=%2B15550100001"], [
+      "POST",
+      "/sandbox/send",
+    ], ["GET", "/sandbox/charts/revenue.svg"]]
+  ) {
+    const response = await fetch(`${t.url}${path}`, {
+      method,
+      body: method === "POST" ? "{}" : undefined,
+    });
+    assert.equal(response.status, 404, `${method} ${path}`);
+    await response.body?.cancel();
+  }
+});
+
+Deno.test("Sandbox - serves the chat page and the demo chart", async () => {
+  await using sandbox = await startSandbox({ port: 0 });
+  const page = await fetch(sandbox.url);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+  assert.match(await page.text(), /function renderWhatsApp\(text\)/);
+  const chart = await fetch(`${new URL(sandbox.url).origin}/sandbox/charts/revenue.svg`);
+  assert.equal(chart.headers.get("content-type"), "image/svg+xml; charset=utf-8");
+  assert.match(await chart.text(), /^<svg /);
+});
+
+Deno.test("Sandbox - a message typed in the page goes through the real, signed /whatsapp and gets its answer", async () => {
+  await using sandbox = await startSandbox({ port: 0, demoPaceMs: 1, deliveryDelayMs: 5 });
+  const response = await send(sandbox, { phone: "+15550100031", text: "late orders" });
+  assert.equal(response.status, 200);
+  const { messageSid, webhookStatus } = await response.json();
+  assert.equal(webhookStatus, 200);
+  const events = await chatOf(sandbox, "+15550100031", (e) => replies(e).length > 0);
+  assert.deepEqual(events[0], {
+    ...events[0],
+    kind: "inbound",
+    id: messageSid,
+    text: "late orders",
+  });
+  assert.match(
+    replies(events)[0].kind === "reply" ? replies(events)[0].body : "",
+    /1063\s+Initech/,
+  );
+});
+
+Deno.test("Sandbox - a webhook without Twilio's signature is still refused", async () => {
+  await using sandbox = await startSandbox({ port: 0 });
+  const response = await postForm(new URL(sandbox.url).origin, {
+    MessageSid: "SM" + "0".repeat(32),
+    AccountSid: sandbox.config.twilioAccountSid,
+    From: "whatsapp:+15550100032",
+    Body: "late orders",
+  });
+  assert.equal(response.status, 403);
+  await response.body?.cancel();
+});
+
+Deno.test("Sandbox - delivery status comes back through the bridge's /twilio/status", async () => {
+  await using sandbox = await startSandbox({ port: 0, demoPaceMs: 1, deliveryDelayMs: 5 });
+  await send(sandbox, { phone: "+15550100033", text: "hello" }).then((r) => r.body?.cancel());
+  const delivered = (e: Numbered) => e.kind === "status" && e.status === "delivered";
+  const events = await chatOf(sandbox, "+15550100033", (all) => {
+    const reply = replies(all)[0];
+    return reply !== undefined && all.some((e) => delivered(e) && e.id === reply.id);
+  });
+  const stored = await sandbox.kv.get<Delivery>(deliveryKey(replies(events)[0].id));
+  assert.equal(stored.value?.status, "delivered", "the bridge verified and recorded it");
+});
+
+Deno.test("Sandbox - /sandbox/send refuses a bad number, an empty text and a form post", async () => {
+  await using sandbox = await startSandbox({ port: 0 });
+  const cases: [unknown, string, number][] = [
+    [{ phone: "15550100001", text: "hi" }, "application/json", 400],
+    [{ phone: "+15550100001", text: "  " }, "application/json", 400],
+    ["phone=%2B15550100001&text=hi", "application/x-www-form-urlencoded", 415],
+  ];
+  for (const [body, type, status] of cases) {
+    const response = await send(sandbox, body, type);
+    assert.equal(response.status, status, JSON.stringify(body));
+    await response.body?.cancel();
+  }
+});
+
+Deno.test("Sandbox --real-ayd - asks the configured AYD and still captures the replies", async () => {
+  await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  await using sandbox = await startSandbox({
+    port: 0,
+    deliveryDelayMs: 5,
+    realAydEnv: {
+      ASKYOURDATABASE_API_KEY: API_KEY,
+      ASKYOURDATABASE_CHAT_ID: CHAT_ID,
+      AYD_BASE_URL: ayd.url,
+    },
+  });
+  assert.equal(sandbox.demoAyd, undefined);
+  await send(sandbox, { phone: "+15550100034", text: "How many users?" }).then((r) =>
+    r.body?.cancel()
+  );
+  const events = await chatOf(sandbox, "+15550100034", (e) => replies(e).length > 0);
+  const reply = replies(events)[0];
+  assert.equal(reply.kind === "reply" && reply.body, "Answer to: How many users?");
+  assert.equal(ayd.sessions[0].email, "wa15550100034@example.com");
+});
+
+Deno.test("Sandbox task - --real-ayd without credentials lists what is missing", async () => {
+  const empty = await Deno.makeTempDir(); // no .env there
+  try {
+    const output = await sandboxTask(["--real-ayd"], { cwd: empty, stderr: "piped" }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1);
+    assert.match(stderr, /ASKYOURDATABASE_API_KEY is missing/);
+    assert.match(stderr, /ASKYOURDATABASE_CHAT_ID is missing/);
+    assert.doesNotMatch(stderr, /TWILIO_|\n\s+at /, "no Twilio variable is needed, no stack trace");
+    assert.equal(new TextDecoder().decode(output.stdout), "");
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
+});
+
+Deno.test("Sandbox task - prints exactly one URL, serves the page there and stops on SIGTERM", async () => {
+  const child = sandboxTask(["--port", "0"], { stderr: "null" }).spawn();
+  let stdout = "";
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!stdout.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += value;
+  }
+  const url = stdout.split("\n")[0];
+  assert.match(url, /^Sandbox ready: http:\/\/127\.0\.0\.1:\d+\/sandbox$/);
+  const page = await fetch(url.slice("Sandbox ready: ".length));
+  assert.equal(page.status, 200);
+  await page.body?.cancel();
+  child.kill("SIGTERM");
+  for (let read = await reader.read(); !read.done; read = await reader.read()) stdout += read.value;
+  assert.equal((await child.status).code, 0);
+  assert.equal(stdout, `${url}\n`, "nothing but the URL line");
+});
+
+Deno.test("Sandbox - ADMIN_TOKEN opens the operator console there too, closed without it", async () => {
+  const adminToken = "sandbox-admin-token-0123456789abcdef";
+  {
+    await using sandbox = await startSandbox({ port: 0, adminToken });
+    const base = sandbox.url.replace(/\/sandbox$/, "");
+    const home = await fetch(`${base}/admin`, { redirect: "manual" });
+    await home.body?.cancel();
+    assert.equal(home.status, 303);
+    assert.match(home.headers.get("location") ?? "", /\/admin\/login/);
+  }
+  await using closed = await startSandbox({ port: 0 });
+  const response = await fetch(closed.url.replace(/\/sandbox$/, "/admin"), { redirect: "manual" });
+  await response.body?.cancel();
+  assert.equal(response.status, 404);
+});

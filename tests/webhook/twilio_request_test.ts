@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import twilio from "twilio";
+import { isValidTwilioSignature, parseForm, toInboundMessage } from "../../src/webhook/twilio_request.ts";
+
+const VECTOR = {
+  authToken: "12345",
+  url: "https://example.com/myapp.php?foo=1&bar=2",
+  signature: "L/OH5YylLD5NRKLltdqwSvS0BnU=",
+  params: {
+    CallSid: "CA1234567890ABCDE",
+    Caller: "+14158675310",
+    Digits: "1234",
+    From: "+14158675310",
+    To: "+18005551212",
+  },
+};
+
+Deno.test("signature - Twilio's documented test vector is valid", () => {
+  assert.equal(isValidTwilioSignature(VECTOR), true);
+});
+
+Deno.test("signature - a changed parameter, URL or token is refused", () => {
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Digits: "1235" } }),
+    false,
+  );
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, params: { ...VECTOR.params, Extra: "x" } }),
+    false,
+  );
+  assert.equal(
+    isValidTwilioSignature({ ...VECTOR, url: "https://example.com/myapp.php?foo=1" }),
+    false,
+  );
+  assert.equal(isValidTwilioSignature({ ...VECTOR, authToken: "54321" }), false);
+  assert.equal(isValidTwilioSignature({ ...VECTOR, signature: undefined }), false);
+  assert.equal(isValidTwilioSignature({ ...VECTOR, signature: "" }), false);
+  assert.equal(isValidTwilioSignature({ ...VECTOR, signature: "not base64 at all" }), false);
+});
+
+Deno.test("signature - a #… connection-override fragment in the configured URL is ignored", () => {
+  const url = "https://example.com/myapp.php?foo=1&bar=2#rc=2&rp=all&ct=1000";
+  assert.equal(isValidTwilioSignature({ ...VECTOR, url }), true);
+});
+
+Deno.test("signature - the URL matches with and without its default port", () => {
+  const params = { Body: "hi", MessageSid: "SM" + "0".repeat(32) };
+  const token = "secret";
+  const withPort = twilio.getExpectedTwilioSignature(
+    token,
+    "https://bridge.example.com:443/whatsapp",
+    params,
+  );
+  const withoutPort = twilio.getExpectedTwilioSignature(
+    token,
+    "https://bridge.example.com/whatsapp",
+    params,
+  );
+  for (
+    const url of ["https://bridge.example.com/whatsapp", "https://bridge.example.com:443/whatsapp"]
+  ) {
+    for (const signature of [withPort, withoutPort]) {
+      assert.equal(isValidTwilioSignature({ authToken: token, url, signature, params }), true);
+    }
+  }
+});
+
+Deno.test("form - every parameter is kept, repeated names as lists", () => {
+  assert.deepEqual(
+    parseForm("Body=caf%C3%A9+%F0%9F%9A%80&NewField=1&MediaUrl0=a&X=1&X=2"),
+    { Body: "café 🚀", NewField: "1", MediaUrl0: "a", X: ["1", "2"] },
+  );
+});
+
+const ACCOUNT = "AC" + "a".repeat(32);
+const BASE = {
+  MessageSid: "SM" + "1".repeat(32),
+  AccountSid: ACCOUNT,
+  From: "whatsapp:+15551234567",
+  To: "whatsapp:+14155238886",
+  Body: "How many orders shipped late?",
+  NumMedia: "0",
+};
+
+Deno.test("inbound - a WhatsApp message becomes a job's message", () => {
+  assert.deepEqual(toInboundMessage(BASE, { accountSid: ACCOUNT, now: 42 }), {
+    messageSid: BASE.MessageSid,
+    phone: "+15551234567",
+    body: BASE.Body,
+    numMedia: 0,
+    receivedAt: 42,
+  });
+});
+
+Deno.test("inbound - malformed, foreign and non-WhatsApp requests are told apart", () => {
+  const check = (params: Record<string, string | string[]>) =>
+    toInboundMessage(params, { accountSid: ACCOUNT, now: 0 });
+  const { MessageSid: _sid, ...noSid } = BASE;
+  const { From: _from, ...noFrom } = BASE;
+  assert.deepEqual(check(noSid), { status: 400, reason: "missing_message_sid" });
+  assert.deepEqual(check({ ...BASE, MessageSid: "SM/../x" }), {
+    status: 400,
+    reason: "missing_message_sid",
+  });
+  assert.deepEqual(check(noFrom), { status: 400, reason: "missing_from" });
+  assert.deepEqual(check({ ...BASE, Body: ["a", "b"] }), { status: 400, reason: "repeated_field" });
+  assert.deepEqual(check({ ...BASE, AccountSid: "AC" + "b".repeat(32) }), {
+    status: 403,
+    reason: "wrong_account",
+  });
+  assert.deepEqual(check({ ...BASE, From: "+15551234567" }), {
+    status: 200,
+    reason: "not_whatsapp",
+  });
+});
