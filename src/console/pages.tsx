@@ -19,13 +19,7 @@ import {
   readSession,
   startSession,
 } from "./_session.ts";
-import {
-  DeadLettersPage,
-  JobsPage,
-  LoginPage,
-  MessagePage,
-  OverviewPage,
-} from "./_views.tsx";
+import { DeadLettersPage, JobsPage, LoginPage, MessagePage, OverviewPage } from "./_views.tsx";
 import type { DeadLetter } from "../conversation/handler.ts";
 import { retryDeadLetter, type RetryOutcome } from "../jobs/dead_letters.ts";
 import { deadLetterKey, type JobBackend } from "../jobs/jobs.ts";

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import twilio from "twilio";
-import { isValidTwilioSignature, parseForm, toInboundMessage } from "../../src/webhook/twilio_request.ts";
+import {
+  isValidTwilioSignature,
+  parseForm,
+  toInboundMessage,
+} from "../../src/webhook/twilio_request.ts";
 
 const VECTOR = {
   authToken: "12345",
