@@ -7,7 +7,7 @@ import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
 import { kvOpenError, openKv } from "./src/kv.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
-import { scheduleSessionsExport } from "./src/ayd/sessions_export.ts";
+import { scheduleSessionsExport } from "./src/ayd/mod.ts";
 
 const result = loadConfig(Deno.env.toObject());
 if (!result.ok) {

@@ -4,16 +4,14 @@
  *
  * @module
  */
-import { type AppDeps, createApp } from "./webhook/app.ts";
-import { askAyd, type AydOptions, createAydSession } from "./ayd/client.ts";
+import { type AppDeps, createApp, statusCallbackUrl } from "./webhook/mod.ts";
+import { askAyd, type AydOptions, createAydSession, createSessionStore } from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
-import { createConversationHandler } from "./conversation/handler.ts";
-import { statusCallbackUrl } from "./webhook/delivery.ts";
-import { createJobs } from "./jobs/jobs.ts";
+import { createConversationHandler } from "./conversation/mod.ts";
+import { createJobs, createLaneRunner } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
-import { createSessionStore } from "./ayd/sessions.ts";
-import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/twilio_client.ts";
-import { createLaneRunner } from "./jobs/runner.ts";
+import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
+import { adminRoutes } from "./console/mod.ts";
 
 /** A running bridge. */
 export interface Bridge {
@@ -108,14 +106,19 @@ export function startBridge(
     twilioAuthToken: config.twilioAuthToken,
     twilioWebhookUrl: config.twilioWebhookUrl,
     statusCallbackUrl: statusCallback,
-    routes: deps.routes,
-    admin: config.adminToken
-      ? {
-        token: config.adminToken,
-        backend: jobs.backend,
-        kick: (phone) => void runner.drain(phone),
-      }
-      : undefined,
+    routes: {
+      ...deps.routes,
+      ...config.adminToken && {
+        "/admin": adminRoutes({
+          kv,
+          log,
+          token: config.adminToken,
+          backend: jobs.backend,
+          kick: (phone) => void runner.drain(phone),
+          now: Date.now,
+        }),
+      },
+    },
     policy: {
       allowedNumbers: config.allowedNumbers,
       perMinute: config.rateLimitPerMinute,

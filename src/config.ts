@@ -5,11 +5,11 @@
  * @module
  */
 import { z } from "zod";
-import { chooseBackend, type JobBackend } from "./jobs/jobs.ts";
+import { chooseBackend, type JobBackend } from "./jobs/mod.ts";
 import { resolveKvLocation } from "./kv.ts";
-import { parseAllowedNumbers } from "./webhook/policy.ts";
+import { parseAllowedNumbers } from "./webhook/mod.ts";
 import type { LogLevel } from "./log.ts";
-import type { PartMarkers } from "./whatsapp/format.ts";
+import type { PartMarkers } from "./whatsapp/mod.ts";
 
 /** The bridge's settings, after defaults and validation. */
 export interface Config {

@@ -9,8 +9,7 @@
  * KV is found as the service finds it: DENO_KV_URL (with
  * DENO_KV_ACCESS_TOKEN), else DENO_KV_PATH, else data/bridge.kv.
  */
-import { listDeadLetters, retryDeadLetter } from "../src/jobs/dead_letters.ts";
-import { chooseBackend } from "../src/jobs/jobs.ts";
+import { chooseBackend, listDeadLetters, retryDeadLetter } from "../src/jobs/mod.ts";
 import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
 import { maskPhone } from "../src/log.ts";
 

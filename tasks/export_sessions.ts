@@ -8,8 +8,7 @@
  * else data/bridge.kv.
  */
 import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
-import { exportSessionsCsv } from "../src/ayd/sessions_csv.ts";
-import { writeFileAtomically } from "../src/ayd/sessions_export.ts";
+import { exportSessionsCsv, writeFileAtomically } from "../src/ayd/mod.ts";
 
 const USAGE = "Usage: deno task export-sessions [--out PATH|-]   (default: ayd_sessions.csv)";
 

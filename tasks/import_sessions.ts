@@ -5,7 +5,7 @@
  * changes nothing. KV is found as the service finds it (see export_sessions.ts).
  */
 import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
-import { importSessionsCsv } from "../src/ayd/sessions_csv.ts";
+import { importSessionsCsv } from "../src/ayd/mod.ts";
 
 if (Deno.args.length !== 1 || Deno.args[0].startsWith("-")) {
   console.error("Usage: deno task import-sessions PATH   (an ayd_sessions.csv of the Flask app)");

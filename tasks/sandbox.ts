@@ -11,7 +11,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { formatConfigProblems } from "../src/config.ts";
 import { stdoutLines } from "../src/log.ts";
-import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/sandbox.ts";
+import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/mod.ts";
 
 const USAGE = "usage: deno task sandbox [--real-ayd] [--port 8000] [--host 127.0.0.1]";
 

@@ -1,6 +1,6 @@
 /**
  * Reads a response body as text through one small buffer. Private helper of
- * `ayd.ts`.
+ * `client.ts`.
  *
  * Deno's `fetch` body is a byte stream whose default reader allocates a
  * fresh 64 KiB buffer for every read (Deno's `autoAllocateChunkSize`), and

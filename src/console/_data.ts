@@ -5,10 +5,8 @@
  *
  * @module
  */
-import type { DeadLetter } from "../conversation/handler.ts";
-import type { MessageRecord } from "../jobs/jobs.ts";
+import { type DeadLetter, type MessageRecord, readStats, type Stats } from "../jobs/mod.ts";
 import { maskPhone } from "../log.ts";
-import { readStats, type Stats } from "../jobs/stats.ts";
 
 /** One recent job as the console lists it: no text, the number masked. */
 export interface JobRow {

@@ -6,10 +6,8 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { DeadLetterRow, Overview, RecentJobs } from "./_data.ts";
-import type { RetryOutcome } from "../jobs/dead_letters.ts";
-import { OUTSIDE_WINDOW } from "../webhook/delivery.ts";
-import type { JobBackend } from "../jobs/jobs.ts";
-import { METRICS } from "../jobs/stats.ts";
+import { type JobBackend, METRICS, type RetryOutcome } from "../jobs/mod.ts";
+import { OUTSIDE_WINDOW } from "../webhook/mod.ts";
 
 const STYLE = `
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}

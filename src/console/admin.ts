@@ -11,13 +11,15 @@ import { Hono } from "hono";
 import { clientAddress, createLockout, tokenChecker } from "./_auth.ts";
 import { readSession } from "./_session.ts";
 import { mountConsole } from "./pages.tsx";
-import type { DeadLetter } from "../conversation/handler.ts";
-import { retryDeadLetter } from "../jobs/dead_letters.ts";
-import { deadLetterKey, type JobBackend } from "../jobs/jobs.ts";
+import {
+  type DeadLetter,
+  deadLetterKey,
+  type JobBackend,
+  readStats,
+  retryDeadLetter,
+} from "../jobs/mod.ts";
 import { type Logger, maskPhone } from "../log.ts";
-import { sessionKey } from "../ayd/sessions.ts";
-import { exportSessionsCsvStream } from "../ayd/sessions_csv.ts";
-import { readStats } from "../jobs/stats.ts";
+import { exportSessionsCsvStream, sessionKey } from "../ayd/mod.ts";
 
 /** What the admin API needs. */
 export interface AdminDeps {
@@ -29,8 +31,6 @@ export interface AdminDeps {
   kick: (phone: string) => void;
   now: () => number;
 }
-
-export { LOCKOUT_MS, MAX_FAILURES } from "./_auth.ts";
 
 /**
  * Creates the admin sub-app.

@@ -1,7 +1,7 @@
 /**
  * The operator console: server-rendered pages under `/admin` for people with
  * a browser, beside the bearer-token JSON API. Signing in with the admin
- * token starts a cookie session ({@link ./_console_session.ts}); every form
+ * token starts a cookie session ({@link ./_session.ts}); every form
  * carries that session's CSRF token. Without a session, pages redirect to the
  * sign-in form and posts are refused.
  *
@@ -20,9 +20,13 @@ import {
   startSession,
 } from "./_session.ts";
 import { DeadLettersPage, JobsPage, LoginPage, MessagePage, OverviewPage } from "./_views.tsx";
-import type { DeadLetter } from "../conversation/handler.ts";
-import { retryDeadLetter, type RetryOutcome } from "../jobs/dead_letters.ts";
-import { deadLetterKey, type JobBackend } from "../jobs/jobs.ts";
+import {
+  type DeadLetter,
+  deadLetterKey,
+  type JobBackend,
+  retryDeadLetter,
+  type RetryOutcome,
+} from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 
 /** What the console needs; the lockout is the admin API's, shared. */

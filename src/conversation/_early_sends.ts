@@ -1,14 +1,12 @@
 /**
  * Sending the parts of an answer that are final while AYD still writes the
- * rest. Private helper of `conversation.ts`.
+ * rest. Private helper of `handler.ts`.
  *
  * @module
  */
-import type { MessageRecord } from "../jobs/jobs.ts";
-import type { Lease } from "../jobs/lanes.ts";
+import type { Lease, MessageRecord } from "../jobs/mod.ts";
 import { describeError, type Logger, maskPhone } from "../log.ts";
-import type { WhatsAppSender } from "../whatsapp/twilio_client.ts";
-import type { PartMarkers } from "../whatsapp/format.ts";
+import type { PartMarkers, WhatsAppSender } from "../whatsapp/mod.ts";
 
 /** What early sending needs. */
 export interface EarlySendDeps {

@@ -5,11 +5,10 @@
  *
  * @module
  */
-import { type AydAnswer, AydError } from "../ayd/client.ts";
+import { type AydAnswer, AydError, type SessionStore } from "../ayd/mod.ts";
 import { COMMAND_REPLIES, parseCommand } from "./commands.ts";
-import type { MessageRecord } from "../jobs/jobs.ts";
+import type { MessageRecord } from "../jobs/mod.ts";
 import { describeError, type Logger } from "../log.ts";
-import type { SessionStore } from "../ayd/sessions.ts";
 
 /** What users read when there is no answer to give. */
 export const REPLIES = {

@@ -10,28 +10,27 @@
  */
 import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
 import { type Backoff, backoffDelay } from "../backoff.ts";
-import { deadLetterKey, MESSAGE_TTL_MS, messageKey, type MessageRecord } from "../jobs/jobs.ts";
-import { type Lease, queueKey } from "../jobs/lanes.ts";
+import {
+  count,
+  type DeadLetter,
+  deadLetterKey,
+  type Disposition,
+  type Lease,
+  MESSAGE_TTL_MS,
+  type MessageHandler,
+  messageKey,
+  type MessageRecord,
+  queueKey,
+  recordAnswerTime,
+} from "../jobs/mod.ts";
 import { sendEarly } from "./_early_sends.ts";
 import { describeError, maskPhone } from "../log.ts";
-import { TwilioSendError, type WhatsAppSender } from "../whatsapp/twilio_client.ts";
-import { count, recordAnswerTime } from "../jobs/stats.ts";
-import type { PartMarkers } from "../whatsapp/format.ts";
-
-// Formatting (and the Markdown parser under it) loads with the first job,
-// keeping it off the webhook's start-up path.
-let formatting: Promise<typeof import("../whatsapp/format.ts")> | undefined;
-const loadFormatting = () => formatting ??= import("../whatsapp/format.ts");
-import type { Disposition, MessageHandler } from "../jobs/runner.ts";
-
-/** A job that ended without answering its message. */
-export interface DeadLetter {
-  messageSid: string;
-  phone: string;
-  reason: string;
-  attempts: number;
-  failedAt: number;
-}
+import {
+  loadFormatting,
+  type PartMarkers,
+  TwilioSendError,
+  type WhatsAppSender,
+} from "../whatsapp/mod.ts";
 
 /** How long and how often a message's job may be retried. */
 export interface JobRetry extends Backoff {

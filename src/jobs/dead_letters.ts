@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { DeadLetter } from "../conversation/handler.ts";
 import {
   deadLetterKey,
   type JobBackend,
@@ -15,6 +14,15 @@ import {
   newRecord,
 } from "./jobs.ts";
 import { addToLane } from "./lanes.ts";
+
+/** A job that ended without answering its message. */
+export interface DeadLetter {
+  messageSid: string;
+  phone: string;
+  reason: string;
+  attempts: number;
+  failedAt: number;
+}
 
 /**
  * Every dead letter, oldest first.

@@ -9,10 +9,28 @@
  */
 import { createGroupCommit, type GroupCommit } from "./_group_commit.ts";
 import { addToLane } from "./lanes.ts";
-import type { InboundMessage } from "../webhook/twilio_request.ts";
 
 /** The job backends. */
 export type JobBackend = "kv-queue" | "outbox";
+
+/** What the worker needs from an inbound WhatsApp message. */
+export interface InboundMessage {
+  messageSid: string;
+  /** The sender as `+E164`, without the `whatsapp:` channel prefix. */
+  phone: string;
+  /** The text (or media caption); empty when there is none. */
+  body: string;
+  numMedia: number;
+  /** When the webhook accepted it, in Unix milliseconds. */
+  receivedAt: number;
+  /** Set when the sender may not ask (then `body` is not kept). */
+  refusal?: Refusal;
+}
+
+/** Why a message is not asked: not on the list, or over a limit until `until`. */
+export type Refusal =
+  | { kind: "denied" }
+  | { kind: "rate_limited"; window: "minute" | "day"; until: number };
 
 /** How far a message's job got. */
 export type MessageState = "queued" | "asking" | "replying" | "answered" | "failed";

@@ -95,7 +95,24 @@ export async function readStats(kv: Deno.Kv, now: number): Promise<Stats> {
     answerTimeMs: { p50: at(0.5), p95: at(0.95), samples: times.length },
     deliveryFailuresByErrorCode: failures,
     sessions: await countUpTo(kv, ["sessions"]),
-    pendingJobs: await countUpTo(kv, ["queue"]),
-    deadLetters: await countUpTo(kv, ["dead_letters"]),
+    ...await countJobs(kv),
   };
+}
+
+/**
+ * Messages waiting in lanes, and dead letters, each counted up to 10,000.
+ *
+ * @example
+ * ```ts
+ * const { pendingJobs, deadLetters } = await countJobs(kv);
+ * ```
+ */
+export async function countJobs(
+  kv: Deno.Kv,
+): Promise<{ pendingJobs: number; deadLetters: number }> {
+  const [pendingJobs, deadLetters] = await Promise.all([
+    countUpTo(kv, ["queue"]),
+    countUpTo(kv, ["dead_letters"]),
+  ]);
+  return { pendingJobs, deadLetters };
 }

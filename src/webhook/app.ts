@@ -1,6 +1,7 @@
 /**
- * The HTTP surface: Twilio's webhooks, the health check and, with
- * `ADMIN_TOKEN`, the admin API.
+ * The HTTP surface: Twilio's webhooks, the health check, and whatever other
+ * routes the composition mounts (the admin API with `ADMIN_TOKEN`, the
+ * sandbox's page).
  *
  * @module
  */
@@ -10,17 +11,13 @@ import { every } from "hono/combine";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { countUpTo } from "../jobs/_count.ts";
-import type { AdminDeps } from "../console/admin.ts";
-import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
-import type { Jobs } from "../jobs/jobs.ts";
+import { count as countMetric, countJobs, type InboundMessage, type Jobs } from "../jobs/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
+import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import { admit, type Policy } from "./policy.ts";
-import { count as countMetric } from "../jobs/stats.ts";
 import {
   EMPTY_TWIML,
   type FormParams,
-  type InboundMessage,
   isValidTwilioSignature,
   parseForm,
   toInboundMessage,
@@ -40,10 +37,8 @@ export interface AppDeps {
   /** The URL Twilio posts delivery statuses to (and signs). */
   statusCallbackUrl: string;
   policy: Policy;
-  /** More routes by mount path (the sandbox's `/sandbox`); a normal start has none. */
+  /** More routes by mount path: `/admin` with `ADMIN_TOKEN`, the sandbox's `/sandbox`. */
   routes?: Record<string, Hono>;
-  /** The admin API; absent = `/admin` does not exist. */
-  admin?: Omit<AdminDeps, "kv" | "log" | "now">;
   now?: () => number;
 }
 
@@ -124,30 +119,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get("/health", async (c) => {
     try {
-      const [pendingJobs, deadLetters] = await Promise.all([
-        countUpTo(deps.kv, ["queue"]),
-        countUpTo(deps.kv, ["dead_letters"]),
-      ]);
-      return c.json({ status: "ok", jobBackend: deps.jobs.backend, pendingJobs, deadLetters });
+      const counts = await countJobs(deps.kv);
+      return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts });
     } catch (error) {
       c.get("log").error("health.failed", { reason: describeError(error) });
       return c.json({ status: "unavailable" }, 503);
     }
   });
-
-  if (deps.admin) {
-    const admin = { ...deps.admin, kv: deps.kv, log: deps.log, now };
-    let loaded: Promise<Hono<Env>> | undefined;
-    // The admin API and console (JSX views and all) load with their first
-    // request, keeping them off the webhook's start-up path.
-    const load = () =>
-      loaded ??= import("../console/admin.ts").then(({ createAdminApp }) =>
-        withFallbacks(new Hono<Env>().route("/admin", createAdminApp(admin)), deps.log)
-      );
-    const forward = async (c: Context<Env>) => (await load()).fetch(c.req.raw, c.env);
-    app.all("/admin", forward);
-    app.all("/admin/*", forward);
-  }
 
   for (const [path, routes] of Object.entries(deps.routes ?? {})) app.route(path, routes);
 
@@ -158,9 +136,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
 function withFallbacks(app: Hono<Env>, log: Logger): Hono<Env> {
   app.notFound((c) => c.text("Not Found", 404));
   app.onError((error, c) => {
-    // Set by the request middleware; absent in the lazily loaded admin app.
-    const logger = c.get("log") ?? log;
-    logger.error("request.failed", { path: c.req.path, reason: describeError(error) });
+    // Set by the first middleware; a failure before it has the plain logger.
+    (c.get("log") ?? log).error("request.failed", {
+      path: c.req.path,
+      reason: describeError(error),
+    });
     return c.text("Internal Server Error", 500);
   });
   return app;

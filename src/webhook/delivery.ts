@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { count } from "../jobs/stats.ts";
+import { count } from "../jobs/mod.ts";
 
 /** The latest known state of one outbound message. */
 export interface Delivery {

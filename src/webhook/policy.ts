@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { Refusal } from "../jobs/mod.ts";
 
 /** The admission rules. */
 export interface Policy {
@@ -17,11 +18,6 @@ export interface Policy {
   perMinute: number;
   perDay: number;
 }
-
-/** Why a message is not asked: not on the list, or over a limit until `until`. */
-export type Refusal =
-  | { kind: "denied" }
-  | { kind: "rate_limited"; window: "minute" | "day"; until: number };
 
 /** The decision, and what to add to the accepting commit. */
 export interface Admission {

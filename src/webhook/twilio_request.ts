@@ -5,27 +5,13 @@
  * @module
  */
 import { validateRequest } from "twilio/lib/webhooks/webhooks.js";
-import type { Refusal } from "./policy.ts";
+import type { InboundMessage } from "../jobs/mod.ts";
 
 /** The answer Twilio expects from a messaging webhook that replies later. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
 /** Form parameters; a name Twilio repeats (it never should) holds a list. */
 export type FormParams = Record<string, string | string[]>;
-
-/** What the worker needs from an inbound WhatsApp message. */
-export interface InboundMessage {
-  messageSid: string;
-  /** The sender as `+E164`, without the `whatsapp:` channel prefix. */
-  phone: string;
-  /** The text (or media caption); empty when there is none. */
-  body: string;
-  numMedia: number;
-  /** When the webhook accepted it, in Unix milliseconds. */
-  receivedAt: number;
-  /** Set when the sender may not ask (then `body` is not kept). */
-  refusal?: Refusal;
-}
 
 /**
  * Parses an `application/x-www-form-urlencoded` body keeping every parameter,

@@ -1,6 +1,6 @@
 /**
  * Block-level Markdown (marked's top-level tokens) → WhatsApp text. Private
- * helper of `markdown_whatsapp.ts` and of the part stream.
+ * helper of `markdown.ts` and of the part stream.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Inline Markdown (marked's inline tokens) → WhatsApp text. Private helper of
- * `markdown_whatsapp.ts`.
+ * `markdown.ts`.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Where to end the next message part. Private engine of `whatsapp_format.ts`,
+ * Where to end the next message part. Private engine of `format.ts`,
  * shared by the one-shot splitters and the part stream so that both cut the
  * same text at the same places.
  *

@@ -1,6 +1,6 @@
 /**
  * GFM tables → WhatsApp: an aligned monospace block when narrow, one card per
- * row otherwise. Private helper of `markdown_whatsapp.ts`.
+ * row otherwise. Private helper of `markdown.ts`.
  *
  * @module
  */

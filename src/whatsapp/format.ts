@@ -1,6 +1,6 @@
 /**
  * Fitting answers into WhatsApp messages: Markdown → WhatsApp text (see
- * `markdown_whatsapp.ts`), cut into parts of at most `MAX_SMS_CHARS`, at once
+ * `markdown.ts`), cut into parts of at most `MAX_SMS_CHARS`, at once
  * or while the answer is still streaming.
  *
  * Parts are cut where a reader expects a pause: a paragraph break, else a

@@ -1,8 +1,12 @@
 /** What the WhatsApp user receives when AYD or Twilio fail. */
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
-import type { DeadLetter } from "../../src/conversation/handler.ts";
-import { deadLetterKey, messageKey, type MessageRecord } from "../../src/jobs/jobs.ts";
+import {
+  type DeadLetter,
+  deadLetterKey,
+  messageKey,
+  type MessageRecord,
+} from "../../src/jobs/mod.ts";
 import { startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
 
 const USER = "whatsapp:+15551234567";

@@ -4,8 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
-import { type DeadLetter, replyPartKey } from "../../src/conversation/handler.ts";
-import { deadLetterKey, messageKey, type MessageRecord, newRecord } from "../../src/jobs/jobs.ts";
+import { replyPartKey } from "../../src/conversation/handler.ts";
+import {
+  type DeadLetter,
+  deadLetterKey,
+  messageKey,
+  type MessageRecord,
+  newRecord,
+} from "../../src/jobs/mod.ts";
 import { addToLane, laneKey, leaseKey } from "../../src/jobs/lanes.ts";
 import { logEvents, startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
 

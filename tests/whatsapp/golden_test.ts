@@ -2,7 +2,7 @@
  * Golden tests: realistic AYD answers (`tests/fixtures/golden/*.md`) and the
  * WhatsApp parts they become (`*.txt`, parts separated by a `----- part N -----`
  * line). After a deliberate change of the output, rewrite the goldens with
- * `UPDATE_GOLDEN=1 deno test -A tests/golden_test.ts` and review the diff.
+ * `UPDATE_GOLDEN=1 deno test -A tests/whatsapp/golden_test.ts` and review the diff.
  */
 import assert from "node:assert/strict";
 import { formatAnswer } from "../../src/whatsapp/format.ts";
