@@ -96,7 +96,11 @@ async function projectImports(): Promise<[string, string][]> {
     }).output();
     assert.equal(code, 0, new TextDecoder().decode(stderr));
     const graph = JSON.parse(new TextDecoder().decode(stdout)) as {
-      modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
+      modules: {
+        specifier: string;
+        // `type` holds an `import type`; a plain import is `code`.
+        dependencies?: { code?: { specifier: string }; type?: { specifier: string } }[];
+      }[];
     };
     const local = (specifier: string) =>
       specifier.startsWith(`file://${ROOT}`) ? specifier.slice(`file://${ROOT}`.length) : undefined;
@@ -105,8 +109,10 @@ async function projectImports(): Promise<[string, string][]> {
       const from = local(module.specifier);
       if (!from || module.specifier === `file://${root}`) continue;
       for (const dependency of module.dependencies ?? []) {
-        const to = dependency.code && local(dependency.code.specifier);
-        if (to) edges.push([from, to]);
+        for (const target of [dependency.code, dependency.type]) {
+          const to = target && local(target.specifier);
+          if (to) edges.push([from, to]);
+        }
       }
     }
     return edges;
