@@ -125,7 +125,8 @@ function accessTokenFrom(headers: Headers, now: number): AydToken | undefined {
 /**
  * Asks `question` in the conversation of `token` and reads the whole answer
  * stream: text deltas are concatenated, chart URLs collected; SQL, status
- * and unknown events, `[DONE]` and lines that are not JSON are skipped.
+ * and unknown events and lines that are not JSON are skipped. The answer
+ * ends when the connection closes or at `data: [DONE]`, whichever is first.
  * `onText` sees each text delta as it arrives. Throws
  * {@linkcode AydError} with kind `unauthorized` on 401.
  *
@@ -166,8 +167,12 @@ export async function askAyd(
   if (!response.ok || !response.body) throw await httpError("ask", response);
 
   const answer: AydAnswer = { text: "", imageUrls: [] };
+  let over = false;
   const parser = createParser({
     onEvent({ data }) {
+      if (over) return;
+      // `[DONE]` ends the answer even when the connection stays open (a proxy's keep-alive).
+      if (data.trim() === "[DONE]") return void (over = true);
       const event = parseEvent(data);
       if (event?.isText && typeof event.content === "string") {
         answer.text += event.content;
@@ -178,11 +183,23 @@ export async function askAyd(
       }
     },
   });
-  await call(() => readText(response.body!, (text) => parser.feed(text)), signal);
+  await call(async () => {
+    try {
+      await readText(response.body!, (text) => {
+        parser.feed(text);
+        if (over) throw END_OF_ANSWER; // cancels the rest of the stream
+      });
+    } catch (error) {
+      if (error !== END_OF_ANSWER) throw error;
+    }
+  }, signal);
   // AYD ends by closing the connection; a last event may lack its blank line.
-  parser.feed("\n\n");
+  if (!over) parser.feed("\n\n");
   return answer;
 }
+
+/** Thrown from inside the stream reader to stop at `[DONE]`. */
+const END_OF_ANSWER = new Error("end of answer");
 
 /** A chart's absolute http(s) URL (Twilio fetches it), or undefined. */
 function chartUrl(raw: string, baseUrl: string): string | undefined {

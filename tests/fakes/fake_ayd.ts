@@ -25,6 +25,8 @@ export type AskBehavior =
     chunkDelayMs?: number;
     /** Send a final `data: [DONE]` (default: the fake's `done`, false). */
     done?: boolean;
+    /** Keep the connection open after the last event, as a proxy's keep-alive would. */
+    holdOpen?: boolean;
     /** Send `{"isSomethingNew":true}` and `data: hello` (default: the fake's `noise`, true). */
     noise?: boolean;
   }
@@ -345,8 +347,9 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
           index: Math.ceil(gateAt / Math.max(1, Math.floor(size))),
           until: behavior.pause.until,
         };
+        const end = behavior.holdOpen ? "hang" : "close";
         return sseResponse(
-          chunkStream(chunks, behavior.chunkDelayMs ?? delay, "close", live, behavior.onEnd, gate),
+          chunkStream(chunks, behavior.chunkDelayMs ?? delay, end, live, behavior.onEnd, gate),
         );
       }
     }
