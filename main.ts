@@ -48,7 +48,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const closing = bridge;
     bridge = undefined;
     await closing?.close();
-    stdoutLines.flush();
+    await stdoutLines.flush();
     Deno.exit(0);
   });
 }

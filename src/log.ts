@@ -60,31 +60,93 @@ export function createLogger(options: {
   };
 }
 
+/** Where log lines go: an async byte sink such as `Deno.stdout`. */
+export interface LineSink {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/** Lines written in batches, never blocking the caller. */
+export interface LineWriter {
+  /** Queues one line; dropped (and counted) while more than the cap waits. */
+  write(line: string): void;
+  /** Resolves once what was queued is written, or after `timeoutMs`. */
+  flush(timeoutMs?: number): Promise<void>;
+}
+
 /**
- * Standard output, written in batches: lines logged during one turn of the
- * event loop go out in one write, which under load costs far less than a
- * `console.log` per line. Call `flush()` before exiting.
+ * Writes lines to `sink` in batches: lines logged while a write is under way
+ * go together in the next one, which under load costs far less than a write
+ * per line. Writes are asynchronous, so a stalled pipe never blocks the event
+ * loop that acknowledges webhooks: lines wait (up to `maxPendingBytes`, then
+ * they are dropped and a `log.dropped` line says how many). A sink that
+ * fails (a closed pipe: EPIPE) is given up silently, and the process lives on.
+ *
+ * @example
+ * ```ts
+ * const lines = createLineWriter(Deno.stdout);
+ * lines.write('{"event":"service.started"}');
+ * await lines.flush();
+ * ```
  */
-export const stdoutLines = (() => {
+export function createLineWriter(sink: LineSink, maxPendingBytes = 4 * 1024 * 1024): LineWriter {
   const encoder = new TextEncoder();
   let pending: string[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (pending.length === 0) return;
-    let data = encoder.encode(pending.join("\n") + "\n");
+  let pendingBytes = 0;
+  let dropped = 0;
+  let broken = false;
+  let writing: Promise<void> | undefined;
+
+  async function pump() {
+    await new Promise((resolve) => setTimeout(resolve, 0)); // gather this turn's lines
+    while (pending.length > 0 && !broken) {
+      if (dropped > 0) {
+        pending.push(
+          JSON.stringify({
+            time: new Date().toISOString(),
+            level: "warn",
+            event: "log.dropped",
+            lines: dropped,
+          }),
+        );
+        dropped = 0;
+      }
+      let data = encoder.encode(pending.join("\n") + "\n");
+      pending = [];
+      pendingBytes = 0;
+      try {
+        while (data.length > 0) data = data.subarray(await sink.write(data));
+      } catch {
+        broken = true; // nobody reads these lines any more
+      }
+    }
     pending = [];
-    while (data.length > 0) data = data.subarray(Deno.stdout.writeSync(data));
-  };
+    writing = undefined;
+  }
+
   return {
-    write(line: string) {
+    write(line) {
+      if (broken) return;
+      if (pendingBytes > maxPendingBytes) {
+        dropped++;
+        return;
+      }
       pending.push(line);
-      timer ??= setTimeout(flush, 0);
+      pendingBytes += line.length;
+      writing ??= pump();
     },
-    flush,
+    async flush(timeoutMs = 2_000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        writing,
+        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+      clearTimeout(timer);
+    },
   };
-})();
+}
+
+/** Standard output as a {@linkcode LineWriter}: where the service's logs go. */
+export const stdoutLines: LineWriter = createLineWriter(Deno.stdout);
 
 /** A logger that drops everything; handy where logs are not the point. */
 export const silentLogger: Logger = {

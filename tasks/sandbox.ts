@@ -76,7 +76,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     await sandbox.close();
-    stdoutLines.flush();
+    await stdoutLines.flush();
     Deno.exit(0);
   });
 }
