@@ -23,6 +23,9 @@ import {
   toInboundMessage,
 } from "./twilio_request.ts";
 
+/** How long `/health` reuses its counts of pending jobs and dead letters. */
+export const HEALTH_COUNTS_MS = 5_000;
+
 /** The largest webhook body accepted; Twilio's are a few KiB at most. */
 export const MAX_WEBHOOK_BYTES = 64 * 1024;
 
@@ -117,9 +120,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.body(null, 204);
   });
 
+  // A monitor polling every few seconds must not make counting the busiest reader.
+  const jobCounts = cachedFor(HEALTH_COUNTS_MS, () => countJobs(deps.kv), now);
   app.get("/health", async (c) => {
     try {
-      const counts = await countJobs(deps.kv);
+      const counts = await jobCounts();
       return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts });
     } catch (error) {
       c.get("log").error("health.failed", { reason: describeError(error) });
@@ -199,6 +204,19 @@ async function submit(deps: AppDeps, message: InboundMessage) {
     const outcome = await deps.jobs.submit(accepted, counted);
     if (outcome !== "conflict") return { outcome, refusal };
   }
+}
+
+/** `load`'s result, reused for `ms`; a failure is not kept. */
+function cachedFor<T>(ms: number, load: () => Promise<T>, now: () => number): () => Promise<T> {
+  let kept: { value: Promise<T>; at: number } | undefined;
+  return () => {
+    if (kept && now() - kept.at < ms) return kept.value;
+    const value = load();
+    const entry = { value, at: now() };
+    kept = entry;
+    value.catch(() => kept === entry && (kept = undefined));
+    return value;
+  };
 }
 
 function twiml(c: Context<Env>) {

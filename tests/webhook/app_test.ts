@@ -1,6 +1,6 @@
 /** Every kind of bad request to the webhook, over real HTTP. */
 import assert from "node:assert/strict";
-import { createApp } from "../../src/webhook/app.ts";
+import { createApp, HEALTH_COUNTS_MS } from "../../src/webhook/app.ts";
 import { createJobs } from "../../src/jobs/jobs.ts";
 import { silentLogger } from "../../src/log.ts";
 import {
@@ -150,6 +150,38 @@ Deno.test("webhook - an unsigned flood of malformed bodies never reaches the que
     await response.body?.cancel();
   }
   assert.equal(await storedMessages(t.kv), 0);
+});
+
+Deno.test("health - polls within a few seconds share one count of the queue", async () => {
+  using kv = await Deno.openKv(":memory:");
+  let lists = 0;
+  const counting = new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property === "list") lists++;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  let clock = 1_000_000;
+  const app = createApp({
+    kv: counting,
+    jobs: createJobs(kv, "outbox"),
+    log: silentLogger,
+    twilioAccountSid: ACCOUNT_SID,
+    twilioAuthToken: AUTH_TOKEN,
+    twilioWebhookUrl: WEBHOOK_URL,
+    statusCallbackUrl: "https://bridge.example.com/twilio/status",
+    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
+    now: () => clock,
+  });
+  for (let i = 0; i < 20; i++) {
+    assert.equal((await app.request("/health")).status, 200);
+    clock += 100;
+  }
+  assert.equal(lists, 2, "one count of the queue and one of the dead letters");
+  clock += HEALTH_COUNTS_MS;
+  await app.request("/health");
+  assert.equal(lists, 4, "counted again once the counts are old");
 });
 
 Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
