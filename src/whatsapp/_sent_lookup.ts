@@ -104,7 +104,7 @@ export async function findSentIn(
     }
     if (!page.nextPageUrl) return undefined;
     if (read >= LOOKUP_MAX_PAGES) {
-      throw new LookupIncomplete(`no end to the list after ${read} pages`);
+      throw new LookupIncomplete(`did not reach since within ${read} pages`);
     }
     page = await page.nextPage()!;
   }

@@ -152,12 +152,11 @@ export function createWhatsAppSender(options: {
     );
 
   async function findSent(query: SentQuery): Promise<string | undefined> {
-    const list = await messageList();
     try {
-      return await findSentIn(list, from, query);
+      return await findSentIn(await messageList(), from, query);
     } catch (error) {
       const { status, code } = error as { status?: number; code?: number };
-      throw new TwilioSendError(`Twilio's message list ${failureReason(error)}`, status, code, 1);
+      throw new TwilioSendError(`Twilio's message list: ${failureReason(error)}`, status, code, 1);
     }
   }
 

@@ -358,5 +358,56 @@ Deno.test("twilio client - findSent rejects with TwilioSendError, without the nu
       .catch((e) => e);
     assert.ok(error instanceof TwilioSendError);
     assert.deepEqual([error.status, error.code, error.transient], [500, 20500, true]);
-    assert.equal(error.message, "Twilio's message list answered 500 (error 20500)");
+    assert.equal(error.message, "Twilio's message list: answered 500 (error 20500)");
   }));
+
+/** A sender whose every list request is answered by `page(n)` (n from 0), counting them. */
+function senderOnPages(page: (n: number) => Record<string, unknown>) {
+  const served = { count: 0 };
+  const pages = () => Promise.resolve(new Response(JSON.stringify(page(served.count++))));
+  const sender = createWhatsAppSender({
+    accountSid: ACCOUNT,
+    authToken: TOKEN,
+    fromNumber: FROM,
+    fetch: pages as typeof fetch,
+  });
+  return { sender, served };
+}
+
+function listed(body: string, created: string, sent: string | null) {
+  return {
+    sid: "SM" + crypto.randomUUID().replaceAll("-", ""),
+    to: `whatsapp:${USER}`,
+    from: `whatsapp:${FROM}`,
+    body,
+    num_media: "0",
+    status: sent ? "delivered" : "queued",
+    date_created: created,
+    date_sent: sent,
+  };
+}
+
+Deno.test("twilio client - findSent stops at the first message Twilio sent before since, the list being sorted by date sent", async () => {
+  const since = Date.parse("2030-01-02T03:04:05Z");
+  const { sender, served } = senderOnPages(() => ({
+    messages: [
+      listed("stuck", "Wed, 02 Jan 2030 02:00:00 +0000", null),
+      listed("earlier", "Wed, 02 Jan 2030 03:00:00 +0000", "Wed, 02 Jan 2030 03:00:01 +0000"),
+      listed("wanted", "Wed, 02 Jan 2030 03:04:06 +0000", null),
+    ],
+    next_page_uri: `/2010-04-01/Accounts/${ACCOUNT}/Messages.json?Page=1&PageToken=PAx`,
+  }));
+  assert.equal(await sender.findSent({ to: USER, body: "wanted", since }), undefined);
+  assert.equal(served.count, 1, "no second page once the list is older than since");
+});
+
+Deno.test("twilio client - findSent gives up as inconclusive after five pages that never reach since", async () => {
+  const { sender, served } = senderOnPages((n) => ({
+    messages: [listed(`unsent ${n}`, "Wed, 02 Jan 2030 03:04:06 +0000", null)],
+    next_page_uri: `/2010-04-01/Accounts/${ACCOUNT}/Messages.json?Page=${n + 1}&PageToken=PA${n}`,
+  }));
+  const error = await sender.findSent({ to: USER, body: "wanted", since: 0 }).catch((e) => e);
+  assert.ok(error instanceof TwilioSendError);
+  assert.equal(error.message, "Twilio's message list: did not reach since within 5 pages");
+  assert.equal(served.count, 5);
+});
