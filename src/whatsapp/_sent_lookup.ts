@@ -22,10 +22,12 @@ export interface SentQuery {
 }
 
 /**
- * How far Twilio's clock, which stamps `date_created`, may lag this one.
- * Both are NTP-synchronised (skew in the milliseconds), so 2 s is a wide
- * margin, while an identical body to the same person within the same 3 s
- * that was not this very send would be a part sent twice in a row already.
+ * How far Twilio's clock, which stamps `date_created` (in whole seconds), may
+ * lag this one. Both are NTP-synchronised, off by milliseconds, so 2 s is a
+ * wide margin. An older message can match only if it has the same body, went
+ * to the same person and was created less than 3 s before the attempt began:
+ * a person's parts go out one after another, so that would be this same
+ * text, delivered just before; skipping its repeat loses nothing unread.
  */
 export const CLOCK_SKEW_MS = 2_000;
 
@@ -76,8 +78,11 @@ export function isCopy(listed: ListedMessage, query: SentQuery, from: string): b
  * or undefined when Twilio's list has none. Twilio sorts the list by
  * `date_sent`, newest first, and a message it has not passed on yet has
  * none, so only a message *sent* before `since` proves that the rest of the
- * list is older. Rejects with twilio-node's error when a page cannot be read,
- * or with {@linkcode LookupIncomplete}.
+ * list is older. Where Twilio puts messages with no `date_sent` is not
+ * documented; they are taken to come first, as in the fake (if not, a copy
+ * is missed and sent again: today's behaviour, never a lost part). Rejects
+ * with twilio-node's error when a page cannot be read, or with
+ * {@linkcode LookupIncomplete}.
  *
  * @example
  * ```ts
