@@ -70,6 +70,7 @@ export function startBridge(
     statusCallback,
     fetch: deps.fetch,
     retry: deps.twilioRetry,
+    log,
   });
   const runner = createLaneRunner({
     kv,

@@ -2,7 +2,9 @@
  * The outbound side of Twilio: WhatsApp messages through the official
  * `twilio` package's REST resources, carried by `fetch` so the Twilio hosts
  * can be swapped for `TWILIO_API_BASE_URL` and transient failures retried
- * with backoff.
+ * with backoff. A send that may have reached Twilio is looked up in its
+ * Message list before it is tried again, since Twilio documents no
+ * idempotency key for creating messages.
  *
  * Only the package's `Api` domain is loaded, not its `Twilio` client: that
  * client builds twilio-node's axios `RequestClient` even when given another,
@@ -12,8 +14,13 @@
  */
 import type Api from "twilio/lib/rest/Api.d.ts";
 import { backoffDelay } from "../backoff.ts";
+import { type Logger, maskPhone } from "../log.ts";
 import type RequestClient from "twilio/lib/base/RequestClient.d.ts";
 import { createLimit } from "./_limit.ts";
+import { classifyFailure, failureReason } from "./_send_outcome.ts";
+import { findSentIn, type SentQuery } from "./_sent_lookup.ts";
+
+export type { SentQuery } from "./_sent_lookup.ts";
 
 /** A WhatsApp message to send; `to` is `+E164`. */
 export interface OutboundMessage {
@@ -24,13 +31,33 @@ export interface OutboundMessage {
 
 /** Sends WhatsApp messages, retrying what Twilio says may succeed later. */
 export interface WhatsAppSender {
-  /** Resolves with the Message SID; rejects with {@linkcode TwilioSendError}. */
+  /**
+   * Resolves with the Message SID; rejects with {@linkcode TwilioSendError}.
+   * After an attempt whose outcome is unknown (timeout, reset, 5xx), the
+   * message is looked up with {@linkcode WhatsAppSender.findSent} before any
+   * further attempt, and a copy found there is the result.
+   */
   send(message: OutboundMessage): Promise<string>;
   /**
    * Shows "typing…" under the inbound message `messageSid` (and marks it
    * read) for up to 25 s; Twilio's public beta. Rejects when Twilio refuses.
    */
   typing(messageSid: string): Promise<void>;
+  /**
+   * The SID of a message Twilio created from this sender to `query.to` with
+   * exactly this body (empty when none) and as many media, at or after
+   * `query.since` (allowing 2 s for clock skew); undefined when its Message
+   * list has none. Rejects with {@linkcode TwilioSendError} when the list
+   * cannot be read. For a part whose send may have reached Twilio before a
+   * crash: look first, send only when this resolves undefined.
+   *
+   * @example
+   * ```ts
+   * const sid = await sender.findSent({ to: "+15551234567", body: part, since: startedAt });
+   * if (sid === undefined) await sender.send({ to: "+15551234567", body: part });
+   * ```
+   */
+  findSent(query: SentQuery): Promise<string | undefined>;
 }
 
 /** A send that failed for good; `code` is Twilio's error code when known. */
@@ -41,6 +68,12 @@ export class TwilioSendError extends Error {
     readonly status: number | undefined,
     readonly code: number | undefined,
     readonly attempts: number,
+    /**
+     * Set when an attempt may have reached Twilio and no copy was found yet:
+     * when the first such attempt began (epoch ms). Pass it to `findSent` as
+     * `since` before sending the message again.
+     */
+    readonly uncertainSince?: number,
   ) {
     super(message);
   }
@@ -65,12 +98,14 @@ export const DEFAULT_RETRY: RetryPolicy = {
   maxDelayMs: 4_000,
 };
 
-const REQUEST_TIMEOUT_MS = 15_000;
+/** How long a request to Twilio may take, answer included. */
+export const REQUEST_TIMEOUT_MS = 15_000;
 const TYPING_URL = "https://messaging.twilio.com/v2/Indicators/Typing.json";
 
 /**
  * Creates a sender from `whatsapp:` + `fromNumber`. The `twilio` package is
  * loaded on the first send, keeping it off the webhook's start-up path.
+ * `log` hears of look-ups (`twilio.send_found`, `twilio.lookup_failed`).
  *
  * @example
  * ```ts
@@ -90,13 +125,25 @@ export function createWhatsAppSender(options: {
   fetch?: typeof fetch;
   retry?: RetryPolicy;
   sleep?: (ms: number) => Promise<void>;
+  /** Per request; {@linkcode REQUEST_TIMEOUT_MS} by default. */
+  requestTimeoutMs?: number;
+  log?: Logger;
+  now?: () => number;
 }): WhatsAppSender {
   const retry = options.retry ?? DEFAULT_RETRY;
   const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  const now = options.now ?? Date.now;
+  const log = options.log;
+  const from = `whatsapp:${options.fromNumber}`;
   const rest = restClient(
     options.accountSid,
     options.authToken,
-    fetchHttpClient(options.fetch ?? fetch, options.apiBaseUrl),
+    fetchHttpClient(
+      options.fetch ?? fetch,
+      options.apiBaseUrl,
+      MAX_TWILIO_REQUESTS,
+      options.requestTimeoutMs,
+    ),
   );
   let messages: Promise<Api["account"]["messages"]> | undefined;
   const messageList = () =>
@@ -104,13 +151,38 @@ export function createWhatsAppSender(options: {
       (new ApiDomain(rest) as Api).account.messages
     );
 
+  async function findSent(query: SentQuery): Promise<string | undefined> {
+    try {
+      return await findSentIn(await messageList(), from, query);
+    } catch (error) {
+      const { status, code } = error as { status?: number; code?: number };
+      throw new TwilioSendError(`Twilio's message list: ${failureReason(error)}`, status, code, 1);
+    }
+  }
+
+  /** Looks for a copy of `message`; a look-up that fails counts as none found. */
+  async function lookUp(message: OutboundMessage, since: number, attempt: number) {
+    const to = maskPhone(message.to);
+    try {
+      const sid = await findSent({ ...message, since });
+      if (sid !== undefined) log?.info("twilio.send_found", { to, sid, attempt });
+      return sid;
+    } catch (error) {
+      const { status, code, message: reason } = error as TwilioSendError;
+      log?.warn("twilio.lookup_failed", { to, attempt, status, code, reason });
+      return undefined;
+    }
+  }
+
   return {
     async send(message) {
       const list = await messageList();
+      let uncertainSince: number | undefined;
       for (let attempt = 1;; attempt++) {
+        const began = now();
         try {
           const sent = await list.create({
-            from: `whatsapp:${options.fromNumber}`,
+            from,
             to: `whatsapp:${message.to}`,
             body: message.body,
             mediaUrl: message.mediaUrls,
@@ -118,6 +190,8 @@ export function createWhatsAppSender(options: {
           });
           return sent.sid;
         } catch (error) {
+          const outcome = classifyFailure(error);
+          if (outcome === "unknown") uncertainSince ??= began;
           const { status, code } = error as { status?: number; code?: number };
           const failure = new TwilioSendError(
             status === undefined
@@ -126,11 +200,19 @@ export function createWhatsAppSender(options: {
             status,
             code,
             attempt,
+            uncertainSince,
           );
-          if (!failure.transient || attempt >= retry.attempts) throw failure;
+          const again = outcome !== "rejected" && attempt < retry.attempts;
+          if (!again && uncertainSince === undefined) throw failure;
+          // The wait also gives a create Twilio is still working on time to show in its list.
           await sleep(
             backoffDelay({ baseMs: retry.baseDelayMs, capMs: retry.maxDelayMs }, attempt),
           );
+          if (uncertainSince !== undefined) {
+            const found = await lookUp(message, uncertainSince, attempt);
+            if (found !== undefined) return found;
+          }
+          if (!again) throw failure;
         }
       }
     },
@@ -149,6 +231,7 @@ export function createWhatsAppSender(options: {
         );
       }
     },
+    findSent,
   };
 }
 
@@ -190,12 +273,19 @@ export const MAX_TWILIO_REQUESTS = 32;
 /**
  * A `fetch`-based stand-in for twilio-node's axios `RequestClient`. With
  * `apiBaseUrl`, requests for any `*.twilio.com` host keep their path but go
- * to that base URL instead. At most `maxInFlight` requests run at once.
+ * to that base URL instead. At most `maxInFlight` requests run at once, each
+ * given `timeoutMs` (answer included) unless twilio-node asks for another.
+ *
+ * @example
+ * ```ts
+ * const http = fetchHttpClient(fetch, "http://127.0.0.1:8080", 4, 2_000);
+ * ```
  */
 export function fetchHttpClient(
   fetchFn: typeof fetch,
   apiBaseUrl?: string,
   maxInFlight = MAX_TWILIO_REQUESTS,
+  timeoutMs = REQUEST_TIMEOUT_MS,
 ): RequestClient {
   const limit = createLimit(maxInFlight);
   const client: Pick<RequestClient, "request"> = {
@@ -216,7 +306,7 @@ export function fetchHttpClient(
       headers,
       body: opts.data ? formBody(opts.data as Record<string, unknown>) : undefined,
       redirect: opts.allowRedirects ? "follow" : "manual",
-      signal: AbortSignal.timeout(opts.timeout ?? REQUEST_TIMEOUT_MS),
+      signal: AbortSignal.timeout(opts.timeout ?? timeoutMs),
     });
     return {
       statusCode: response.status,

@@ -1,8 +1,9 @@
 /**
  * A fake Twilio REST API for tests: a real HTTP server on 127.0.0.1 that accepts
- * `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (form-encoded, Basic auth) and the
- * WhatsApp typing indicator `POST /v2/Indicators/Typing.json`, answers with Twilio's JSON
- * shapes and records what it received.
+ * `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (form-encoded, Basic auth), lists
+ * messages at `GET` of the same path, and takes the WhatsApp typing indicator
+ * `POST /v2/Indicators/Typing.json`; it answers with Twilio's JSON shapes and records what it
+ * received.
  *
  * @module
  */
@@ -39,6 +40,8 @@ export interface TypingIndicator {
 export interface FakeTwilioOptions {
   accountSid: string;
   authToken: string;
+  /** Twilio's clock, which stamps `date_created`; the real clock by default. */
+  now?: () => Date;
 }
 
 /** A running fake Twilio server. */
@@ -49,16 +52,27 @@ export interface FakeTwilio extends AsyncDisposable {
   messages: SentMessage[];
   /** Accepted typing indicators, in order. */
   typing: TypingIndicator[];
-  /** Every Messages.json request, including rejected and failed ones. */
+  /** Every Messages.json create (POST), including rejected and failed ones. */
   readonly attempts: number;
+  /** Every Messages.json list request (GET), including rejected and failed ones. */
+  readonly lookups: number;
   /** Queue failures (FIFO); each later authenticated Messages.json request consumes one. */
   failNext(...responses: TwilioFailure[]): void;
-  /** Asks `pick` for a failure on every request the `failNext` queue leaves alone. */
+  /** Asks `pick` for a failure on every create the `failNext` queue leaves alone. */
   faults(pick: (() => TwilioFailure | undefined) | null): void;
+  /** Queue failures (FIFO) for list requests; each later authenticated one consumes one. */
+  failList(...responses: TwilioFailure[]): void;
   /** Makes the typing endpoint answer `status` (0 = succeed again). */
   failTyping(status: number): void;
-  /** Leaves the `n`th Messages.json request (1-based) unanswered until close. */
+  /** Leaves the `n`th create (1-based, as counted by `attempts`) unanswered until close. */
   holdAttempt(n: number): void;
+  /**
+   * Accepts the `n`th create (1-based) but holds its 201 for `ms`, or until close when `ms`
+   * is left out: Twilio during a latency incident, answering after the client gave up.
+   */
+  answerLate(n: number, ms?: number): void;
+  /** Leaves the `n`th list request (1-based, as counted by `lookups`) unanswered until close. */
+  holdLookup(n: number): void;
   /** Resolves with the messages to `to` once at least `count` were accepted. */
   waitForMessages(to: string, count: number, timeoutMs?: number): Promise<SentMessage[]>;
   /** Rejects pending waits, clears timers and shuts the server down. */
@@ -111,9 +125,16 @@ function droppedResponse(): Response {
   return new Response(body, { headers: { "content-type": "application/json" } });
 }
 
-/** The Message resource Twilio returns on success. */
-function messageResource(accountSid: string, m: SentMessage): Record<string, unknown> {
-  const now = rfc2822(new Date());
+/** A message as the fake keeps it: what was sent, and when Twilio created it. */
+interface Stored {
+  message: SentMessage;
+  created: Date;
+}
+
+/** The Message resource, as Twilio returns it on create and in the list. */
+function messageResource(accountSid: string, { message: m, created }: Stored) {
+  // Nothing is ever delivered here, so a message stays `queued` with no `date_sent`.
+  const now = rfc2822(created);
   const uri = `/2010-04-01/Accounts/${accountSid}/Messages/${m.sid}`;
   return {
     account_sid: accountSid,
@@ -139,15 +160,96 @@ function messageResource(accountSid: string, m: SentMessage): Record<string, unk
   };
 }
 
+/** The failure's response: Twilio's error body, or a body that breaks off. */
+function failureResponse(failure: TwilioFailure): Response {
+  if (failure.status === 0) return droppedResponse();
+  const headers: Record<string, string> = failure.retryAfter === undefined
+    ? {}
+    : { "retry-after": String(failure.retryAfter) };
+  const message = failure.message ?? `Fake failure ${failure.code}`;
+  return twilioError(failure.status, failure.code, message, headers);
+}
+
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+/** The list's filters, in the order Twilio writes them into its paging URIs. */
+const LIST_FILTERS = ["To", "From", "DateSent", "DateSent<", "DateSent>"];
+
+/**
+ * One page of the Messages list, as Twilio serves it: filtered by `To` and `From`, newest
+ * first, `PageSize` (default 50, 1–1000) at a time, paged by the `PageToken` in
+ * `next_page_uri` (`PA` + the last SID shown) or `previous_page_uri` (`PB` + the first).
+ */
+function messagePage(accountSid: string, stored: Stored[], query: URLSearchParams): Response {
+  const pageSize = query.has("PageSize") ? Number(query.get("PageSize")) : 50;
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
+    return twilioError(400, 20001, "PageSize must be between 1 and 1000");
+  }
+  const page = Number(query.get("Page") ?? 0);
+  const filters = new URLSearchParams();
+  for (const name of LIST_FILTERS) {
+    for (const value of query.getAll(name)) filters.append(name, value);
+  }
+  const wanted = (s: Stored) =>
+    (!query.has("To") || s.message.to === query.get("To")) &&
+    (!query.has("From") || s.message.from === query.get("From")) &&
+    // Only a sent message has a sent date, and nothing here is ever sent.
+    !LIST_FILTERS.slice(2).some((name) => query.has(name));
+  const newestFirst = stored.filter(wanted).reverse()
+    .sort((a, b) => b.created.getTime() - a.created.getTime());
+  let items: Stored[];
+  const token = query.get("PageToken");
+  if (token) {
+    const at = newestFirst.findIndex((s) => s.message.sid === token.slice(2));
+    if (at < 0 || !/^P[AB]/.test(token)) return twilioError(400, 21481, "Invalid PageToken");
+    items = token.startsWith("PA")
+      ? newestFirst.slice(at + 1, at + 1 + pageSize)
+      : newestFirst.slice(Math.max(0, at - pageSize), at);
+  } else {
+    items = newestFirst.slice(0, pageSize);
+  }
+  const base = `/2010-04-01/Accounts/${accountSid}/Messages.json`;
+  const uri = (pageNumber: number, pageToken?: string) => {
+    const params = new URLSearchParams(filters);
+    params.set("PageSize", String(pageSize));
+    params.set("Page", String(pageNumber));
+    if (pageToken) params.set("PageToken", pageToken);
+    return `${base}?${params}`;
+  };
+  const last = items.at(-1);
+  const more = last !== undefined && newestFirst.indexOf(last) < newestFirst.length - 1;
+  const start = page * pageSize;
+  return json({
+    end: items.length === 0 ? start : start + items.length - 1,
+    first_page_uri: uri(0),
+    messages: items.map((s) => messageResource(accountSid, s)),
+    next_page_uri: more ? uri(page + 1, `PA${last.message.sid}`) : null,
+    page,
+    page_size: pageSize,
+    previous_page_uri: page > 0 && items.length > 0
+      ? uri(page - 1, `PB${items[0].message.sid}`)
+      : null,
+    start,
+    uri: uri(page, token ?? undefined),
+  });
+}
+
 /** Starts a fake Twilio server on a random port of 127.0.0.1. */
 export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
+  const now = opts.now ?? (() => new Date());
   const messages: SentMessage[] = [];
+  const stored: Stored[] = [];
   const typing: TypingIndicator[] = [];
   const failures: TwilioFailure[] = [];
+  const listFailures: TwilioFailure[] = [];
   const waiters = new Set<Waiter>();
   const held = new Set<() => void>();
+  const late = new Map<number, number | undefined>();
   let attempts = 0;
+  let lookups = 0;
   let holdAttempt = 0;
+  let holdLookup = 0;
   let typingFailure = 0;
   let randomFault: (() => TwilioFailure | undefined) | null = null;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
@@ -179,22 +281,10 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     const form = new URLSearchParams(await req.text());
     if (!authenticated(req)) return unauthorized();
     if (sid !== opts.accountSid) return notFound(path);
-    if (attempts === holdAttempt) {
-      // A send in flight when the sender's process dies: never answered.
-      return new Promise<Response>((resolve) => {
-        const release = () => resolve(twilioError(503, 20503, "Held request released"));
-        held.add(release);
-      });
-    }
+    // A send in flight when the sender's process dies: never answered.
+    if (attempts === holdAttempt) return hold(() => twilioError(503, 20503, "Held request"));
     const failure = failures.shift() ?? randomFault?.();
-    if (failure) {
-      if (failure.status === 0) return droppedResponse();
-      const headers: Record<string, string> = failure.retryAfter === undefined
-        ? {}
-        : { "retry-after": String(failure.retryAfter) };
-      const message = failure.message ?? `Fake failure ${failure.code}`;
-      return twilioError(failure.status, failure.code, message, headers);
-    }
+    if (failure) return failureResponse(failure);
     const to = form.get("To");
     const from = form.get("From");
     const body = form.get("Body") ?? "";
@@ -216,12 +306,35 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     const msg: SentMessage = { sid: `SM${randomHex(16)}`, to, from, body, mediaUrls };
     const statusCallback = form.get("StatusCallback");
     if (statusCallback) msg.statusCallback = statusCallback;
+    const record = { message: msg, created: now() };
     messages.push(msg);
+    stored.push(record);
     settleWaiters();
-    return new Response(JSON.stringify(messageResource(opts.accountSid, msg)), {
-      status: 201,
-      headers: { "content-type": "application/json" },
+    const created = () => json(messageResource(opts.accountSid, record), 201);
+    return late.has(attempts) ? hold(created, late.get(attempts)) : created();
+  }
+
+  /** Answers with `respond()` after `ms`, or when the fake closes. */
+  function hold(respond: () => Response, ms?: number): Promise<Response> {
+    return new Promise<Response>((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        held.delete(release);
+        resolve(respond());
+      };
+      const timer = ms === undefined ? undefined : setTimeout(release, ms);
+      held.add(release);
     });
+  }
+
+  function listMessages(req: Request, sid: string, path: string): Response | Promise<Response> {
+    lookups++;
+    if (!authenticated(req)) return unauthorized();
+    if (sid !== opts.accountSid) return notFound(path);
+    if (lookups === holdLookup) return hold(() => twilioError(503, 20503, "Held request"));
+    const failure = listFailures.shift();
+    if (failure) return failureResponse(failure);
+    return messagePage(opts.accountSid, stored, new URL(req.url).searchParams);
   }
 
   async function typingIndicator(req: Request): Promise<Response> {
@@ -244,6 +357,7 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     const path = new URL(req.url).pathname;
     const m = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/);
     if (req.method === "POST" && m) return createMessage(req, decodeURIComponent(m[1]), path);
+    if (req.method === "GET" && m) return listMessages(req, decodeURIComponent(m[1]), path);
     if (req.method === "POST" && path === "/v2/Indicators/Typing.json") {
       return typingIndicator(req);
     }
@@ -267,6 +381,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     get attempts() {
       return attempts;
     },
+    get lookups() {
+      return lookups;
+    },
     faults(pick) {
       randomFault = pick;
     },
@@ -276,8 +393,17 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     holdAttempt(n) {
       holdAttempt = n;
     },
+    answerLate(n, ms) {
+      late.set(n, ms);
+    },
+    holdLookup(n) {
+      holdLookup = n;
+    },
     failNext(...responses) {
       failures.push(...responses);
+    },
+    failList(...responses) {
+      listFailures.push(...responses);
     },
     waitForMessages(to, count, timeoutMs = 10_000) {
       return new Promise<SentMessage[]>((resolve, reject) => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { type FakeAyd, startFakeAyd } from "./fake_ayd.ts";
-import { type FakeTwilio, startFakeTwilio } from "./fake_twilio.ts";
+import { type FakeTwilio, type FakeTwilioOptions, startFakeTwilio } from "./fake_twilio.ts";
 
 const API_KEY = "ayd_key_test";
 const CHAT_ID = "bot-123";
@@ -349,8 +349,11 @@ function send(
   });
 }
 
-async function withTwilio(fn: (twilio: FakeTwilio) => Promise<void>): Promise<void> {
-  const twilio = await startFakeTwilio({ accountSid: SID, authToken: AUTH_TOKEN });
+async function withTwilio(
+  fn: (twilio: FakeTwilio) => Promise<void>,
+  options: Partial<FakeTwilioOptions> = {},
+): Promise<void> {
+  const twilio = await startFakeTwilio({ accountSid: SID, authToken: AUTH_TOKEN, ...options });
   try {
     await fn(twilio);
   } finally {
@@ -530,4 +533,152 @@ Deno.test("fake Twilio - unknown routes answer 404 JSON", () =>
     const res = await fetch(`${twilio.url}/nope`);
     assert.equal(res.status, 404);
     assert.equal((await res.json()).code, 20404);
+  }));
+
+/** Reads the Messages list at `pathAndQuery` (relative, as Twilio's paging URIs are). */
+function list(twilio: FakeTwilio, pathAndQuery: string, auth = basic()): Promise<Response> {
+  return fetch(`${twilio.url}${pathAndQuery}`, { headers: { authorization: auth } });
+}
+
+const LIST = `/2010-04-01/Accounts/${SID}/Messages.json`;
+
+/** A clock that starts at `start` and moves one second on each reading. */
+function ticking(start: string): () => Date {
+  let at = Date.parse(start);
+  return () => new Date((at += 1000) - 1000);
+}
+
+Deno.test("fake Twilio - the message list pages newest first, in Twilio's page shape", () =>
+  withTwilio(async (twilio) => {
+    for (const [to, body] of [[TO, "one"], [TO, "two"], ["whatsapp:+15550000001", "x"]]) {
+      await (await send(twilio, [["To", to], ["From", FROM], ["Body", body]])).body?.cancel();
+    }
+    await (await send(twilio, [["To", TO], ["From", FROM], ["MediaUrl", "https://x/c.png"]]))
+      .body?.cancel();
+    const [one, two, , media] = twilio.messages;
+    const query = `To=${encodeURIComponent(TO)}&From=${encodeURIComponent(FROM)}`;
+    const res = await list(twilio, `${LIST}?${query}&PageSize=2`);
+    assert.equal(res.status, 200);
+    const page = await res.json();
+    const uri = (rest: string) =>
+      `${LIST}?To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&${rest}`;
+    assert.deepEqual({ ...page, messages: page.messages.map((m: { sid: string }) => m.sid) }, {
+      end: 1,
+      first_page_uri: uri("PageSize=2&Page=0"),
+      messages: [media.sid, two.sid],
+      next_page_uri: uri(`PageSize=2&Page=1&PageToken=PA${two.sid}`),
+      page: 0,
+      page_size: 2,
+      previous_page_uri: null,
+      start: 0,
+      uri: uri("PageSize=2&Page=0"),
+    });
+    assert.deepEqual(page.messages[0], {
+      account_sid: SID,
+      api_version: "2010-04-01",
+      body: "",
+      date_created: "Wed, 02 Jan 2030 03:04:08 +0000",
+      date_updated: "Wed, 02 Jan 2030 03:04:08 +0000",
+      date_sent: null,
+      direction: "outbound-api",
+      error_code: null,
+      error_message: null,
+      from: FROM,
+      messaging_service_sid: null,
+      num_media: "1",
+      num_segments: "1",
+      price: null,
+      price_unit: "USD",
+      sid: media.sid,
+      status: "queued",
+      subresource_uris: { media: `${LIST.slice(0, -5)}/${media.sid}/Media.json` },
+      to: TO,
+      uri: `${LIST.slice(0, -5)}/${media.sid}.json`,
+    });
+    const next = await (await list(twilio, page.next_page_uri)).json();
+    assert.deepEqual(next.messages.map((m: { body: string }) => m.body), ["one"]);
+    assert.equal(next.messages[0].sid, one.sid);
+    assert.deepEqual([next.page, next.start, next.end, next.next_page_uri], [1, 2, 2, null]);
+    assert.equal(next.previous_page_uri, uri(`PageSize=2&Page=0&PageToken=PB${one.sid}`));
+    const back = await (await list(twilio, next.previous_page_uri)).json();
+    assert.deepEqual(back.messages.map((m: { sid: string }) => m.sid), [media.sid, two.sid]);
+    assert.equal(twilio.lookups, 3);
+    assert.equal(twilio.attempts, 4, "listing creates nothing");
+  }, { now: ticking("2030-01-02T03:04:05Z") }));
+
+Deno.test("fake Twilio - list pages hold 50 by default, and refuse bad sizes, tokens and credentials", () =>
+  withTwilio(async (twilio) => {
+    for (let i = 0; i < 51; i++) {
+      await (await send(twilio, [["To", TO], ["From", FROM], ["Body", `m${i}`]])).body?.cancel();
+    }
+    const page = await (await list(twilio, LIST)).json();
+    assert.equal(page.page_size, 50);
+    assert.equal(page.messages.length, 50);
+    assert.equal(page.messages[0].body, "m50", "the newest first, even within one second");
+    assert.match(page.next_page_uri, /PageSize=50&Page=1&PageToken=PA/);
+    const tooBig = await list(twilio, `${LIST}?PageSize=1001`);
+    assert.equal(tooBig.status, 400);
+    await tooBig.body?.cancel();
+    const badToken = await list(twilio, `${LIST}?Page=1&PageToken=PAnope`);
+    assert.equal(badToken.status, 400);
+    assert.equal((await badToken.json()).code, 21481);
+    const denied = await list(twilio, LIST, basic(SID, "nope"));
+    assert.equal(denied.status, 401);
+    assert.equal((await denied.json()).code, 20003);
+    const other = await list(twilio, `/2010-04-01/Accounts/AC${"1".repeat(32)}/Messages.json`);
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+    assert.equal(twilio.lookups, 5);
+  }));
+
+Deno.test("fake Twilio - a DateSent filter lists nothing, since no message here is ever sent", () =>
+  withTwilio(async (twilio) => {
+    await (await send(twilio, [["To", TO], ["From", FROM], ["Body", "x"]])).body?.cancel();
+    const all = await (await list(twilio, `${LIST}?To=${encodeURIComponent(TO)}`)).json();
+    assert.equal(all.messages.length, 1);
+    const since = await (await list(twilio, `${LIST}?DateSent%3E=2000-01-01`)).json();
+    assert.deepEqual(since.messages, []);
+    assert.match(since.uri, /DateSent%3E=2000-01-01&PageSize=50&Page=0$/);
+  }));
+
+Deno.test("fake Twilio - failList fails list requests in FIFO order, holdLookup never answers", () =>
+  withTwilio(async (twilio) => {
+    twilio.failList({ status: 500, code: 20500 }, { status: 429, code: 20429 });
+    const first = await list(twilio, LIST);
+    assert.equal(first.status, 500);
+    await first.body?.cancel();
+    const second = await list(twilio, LIST);
+    assert.equal(second.status, 429);
+    assert.equal((await second.json()).code, 20429);
+    const third = await list(twilio, LIST);
+    assert.equal(third.status, 200);
+    await third.body?.cancel();
+    twilio.holdLookup(4);
+    const held = fetch(`${twilio.url}${LIST}`, {
+      headers: { authorization: basic() },
+      signal: AbortSignal.timeout(50),
+    });
+    await assert.rejects(held, (e: Error) => e.name === "TimeoutError");
+    assert.equal(twilio.lookups, 4);
+    assert.equal(twilio.attempts, 0);
+  }));
+
+Deno.test("fake Twilio - answerLate creates the message but holds its 201", () =>
+  withTwilio(async (twilio) => {
+    twilio.answerLate(1);
+    twilio.answerLate(2, 5);
+    const fields: Array<[string, string]> = [["To", TO], ["From", FROM], ["Body", "late"]];
+    const given = fetch(`${twilio.url}${LIST}`, {
+      method: "POST",
+      headers: { authorization: basic() },
+      body: new URLSearchParams(fields),
+      signal: AbortSignal.timeout(50),
+    });
+    await assert.rejects(given, (e: Error) => e.name === "TimeoutError");
+    assert.deepEqual(twilio.messages.map((m) => m.body), ["late"]);
+    const listed = await (await list(twilio, LIST)).json();
+    assert.deepEqual(listed.messages.map((m: { sid: string }) => m.sid), [twilio.messages[0].sid]);
+    const slow = await send(twilio, fields);
+    assert.equal(slow.status, 201);
+    assert.equal((await slow.json()).sid, twilio.messages[1].sid);
   }));
