@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type AydSession, createSessionStore, sessionKey } from "../../src/ayd/sessions.ts";
+import { openTestKv } from "../_kv.ts";
 
 const PHONE = "+15551234567";
 const DAY = 24 * 60 * 60 * 1000;
@@ -19,7 +20,7 @@ function counter(now: () => number) {
 }
 
 Deno.test("sessions - opened once, then reused from KV with its expiry", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const now = () => 1_000_000;
   const opener = counter(now);
   const store = createSessionStore(kv, { open: opener.open, now });
@@ -35,7 +36,7 @@ Deno.test("sessions - opened once, then reused from KV with its expiry", async (
 });
 
 Deno.test("sessions - a stale value still readable in KV counts as absent", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const now = () => 10 * DAY;
   const stale: AydSession = { token: "old", expiresAt: 10 * DAY - 1, createdAt: 3 * DAY };
   await kv.set(sessionKey(PHONE), stale);
@@ -45,7 +46,7 @@ Deno.test("sessions - a stale value still readable in KV counts as absent", asyn
 });
 
 Deno.test("sessions - concurrent first messages in one process open one session", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const opener = counter(Date.now);
   const store = createSessionStore(kv, { open: opener.open });
   const sessions = await Promise.all([1, 2, 3].map(() => store.getOrCreate(PHONE)));
@@ -54,7 +55,7 @@ Deno.test("sessions - concurrent first messages in one process open one session"
 });
 
 Deno.test("sessions - two processes racing on one KV end with the same stored session", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const opener = counter(Date.now);
   const a = createSessionStore(kv, { open: opener.open });
   const b = createSessionStore(kv, { open: opener.open });
@@ -65,7 +66,7 @@ Deno.test("sessions - two processes racing on one KV end with the same stored se
 });
 
 Deno.test("sessions - renew replaces a refused token, but only once", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const opener = counter(Date.now);
   const store = createSessionStore(kv, { open: opener.open });
   const original = await store.getOrCreate(PHONE);
@@ -81,7 +82,7 @@ Deno.test("sessions - renew replaces a refused token, but only once", async () =
 });
 
 Deno.test("sessions - a failed opening is reported and not stored", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const store = createSessionStore(kv, {
     open: () => Promise.reject(new Error("AYD down")),
   });

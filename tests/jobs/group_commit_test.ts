@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createGroupCommit } from "../../src/jobs/_group_commit.ts";
 import { logEvents, startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { openTestKv } from "../_kv.ts";
 
 /** A KV whose commits are counted. */
 async function countingKv() {
-  const kv = await Deno.openKv(":memory:");
+  const kv = await openTestKv();
   const counter = { commits: 0 };
   const counted = new Proxy(kv, {
     get(target, name) {

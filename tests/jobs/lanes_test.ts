@@ -9,6 +9,7 @@ import {
   leaseKey,
   pendingLanes,
 } from "../../src/jobs/lanes.ts";
+import { openTestKv } from "../_kv.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createLaneRunner, type Disposition } from "../../src/jobs/runner.ts";
 import { messageKey, type MessageRecord, newRecord } from "../../src/jobs/jobs.ts";
@@ -25,7 +26,7 @@ async function arrive(kv: Deno.Kv, sid: string, receivedAt: number, phone = PHON
 }
 
 Deno.test("lanes - messages wait in arrival order", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   await arrive(kv, "SM2", 2000);
   await arrive(kv, "SM1", 1000);
   await arrive(kv, "SM3", 3000);
@@ -34,7 +35,7 @@ Deno.test("lanes - messages wait in arrival order", async () => {
 });
 
 Deno.test("lease - two workers for one number: exactly one gets the lane", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const results = await Promise.all(
     ["a", "b", "c"].map((owner) => acquireLease(kv, PHONE, { owner, ttlMs: 5_000 })),
   );
@@ -47,7 +48,7 @@ Deno.test("lease - two workers for one number: exactly one gets the lane", async
 });
 
 Deno.test("lease - a message arriving while the lease is released makes the release fail", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   await arrive(kv, "SM1", 1000);
   const lease = await acquireLease(kv, PHONE, { owner: "a", ttlMs: 5_000 });
   assert.ok(isLease(lease));
@@ -65,7 +66,7 @@ Deno.test("lease - a message arriving while the lease is released makes the rele
 });
 
 Deno.test("lease - one that expires under a slow job is taken over, and the slow job is fenced off", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   let clock = 1_000_000;
   const now = () => clock;
   const slow = await acquireLease(kv, PHONE, { owner: "slow", ttlMs: 60_000, now });
@@ -83,7 +84,7 @@ Deno.test("lease - one that expires under a slow job is taken over, and the slow
 });
 
 Deno.test("lease - the holder renews it while a job runs longer than its lifetime", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const lease = await acquireLease(kv, PHONE, { owner: "a", ttlMs: 300 });
   assert.ok(isLease(lease));
   const first = (await kv.get<{ until: number }>(leaseKey(PHONE))).value!.until;
@@ -97,7 +98,7 @@ Deno.test("lease - the holder renews it while a job runs longer than its lifetim
 });
 
 Deno.test("runner - one number's messages are handled one at a time, in order, across two runners", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   for (let i = 1; i <= 6; i++) await arrive(kv, `SM${i}`, i * 1000);
   const handled: string[] = [];
   let inFlight = 0;
@@ -140,7 +141,7 @@ Deno.test("runner - one number's messages are handled one at a time, in order, a
 });
 
 Deno.test("runner - a message waiting for its retry holds back the ones behind it", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   await arrive(kv, "SM1", 1000);
   await arrive(kv, "SM2", 2000);
   const retryAt = Date.now() + 60_000;
@@ -174,7 +175,7 @@ Deno.test("runner - a message waiting for its retry holds back the ones behind i
 });
 
 Deno.test("runner - different numbers run concurrently up to the bound", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   const phones = Array.from({ length: 6 }, (_, i) => `+1555000000${i}`);
   for (const [i, phone] of phones.entries()) await arrive(kv, `SM${i}`, 1000, phone);
   let inFlight = 0;
@@ -203,7 +204,7 @@ Deno.test("runner - different numbers run concurrently up to the bound", async (
 });
 
 Deno.test("runner - a trigger that fires while a run lets go of its lane is not lost", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   await arrive(kv, "SM1", 1000);
   let calls = 0;
   const runner: ReturnType<typeof createLaneRunner> = createLaneRunner({
@@ -234,7 +235,7 @@ Deno.test("runner - a trigger that fires while a run lets go of its lane is not 
 });
 
 Deno.test("runner - a trigger while the run is busy with a message costs no second run", async () => {
-  using kv = await Deno.openKv(":memory:");
+  using kv = await openTestKv();
   let laneLooks = 0;
   const counted = new Proxy(kv, {
     get(target, name) {
