@@ -8,7 +8,7 @@ import { type AppDeps, createApp, statusCallbackUrl } from "./webhook/mod.ts";
 import { askAyd, type AydOptions, createAydSession, createSessionStore } from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
 import { createConversationHandler } from "./conversation/mod.ts";
-import { createJobs, createLaneRunner } from "./jobs/mod.ts";
+import { createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
 import { adminRoutes } from "./console/mod.ts";
@@ -72,14 +72,14 @@ export function startBridge(
     retry: deps.twilioRetry,
     log,
   });
+  const presence = createPresence({ kv, ttlMs: config.jobLeaseMs, log });
   const runner = createLaneRunner({
     kv,
     log,
     schedule: jobs.schedule,
     concurrency: config.workerConcurrency,
-    leaseMs: config.jobLeaseMs,
-    owner: crypto.randomUUID(),
-    handle: createConversationHandler({
+    presence,
+    handler: createConversationHandler({
       kv,
       sessions,
       ask: (token, question, signal, onText) => askAyd(ayd, token, question, signal, onText),
@@ -141,15 +141,26 @@ export function startBridge(
   }
   const sweep = () =>
     runner.sweep().catch((error) => log.error("sweep.failed", { reason: describeError(error) }));
-  // Work that an earlier run (or a crash) left in KV starts again now.
-  sweep();
+  // Work that an earlier run (or a crash) left in KV starts again once this
+  // process has a heartbeat; a worker found dead later frees its lanes.
+  let closing = false;
+  presence.beat().finally(() => {
+    if (closing) return;
+    sweep();
+    presence.start(({ reaped }) => {
+      if (reaped.length > 0) log.warn("worker.reaped", { workers: reaped.length });
+      sweep();
+    });
+  });
 
   return {
     url,
     sweep,
     async close() {
+      closing = true;
       await server.shutdown();
       await runner.stop(config.shutdownGraceMs);
+      await presence.stop();
       jobs.close();
       kv.close();
       await listening;

@@ -37,7 +37,7 @@ export interface Config {
   /** From acceptance, how long a failing message's job may keep retrying. */
   jobRetryBudgetMs: number;
   jobRetryBaseMs: number;
-  /** How long a worker's hold on a lane lasts without renewal. */
+  /** How long a process may go without a heartbeat before its lanes are taken over. */
   jobLeaseMs: number;
   /** How long shutdown waits for jobs under way. */
   shutdownGraceMs: number;
@@ -163,9 +163,10 @@ const VARIABLES = {
     hint: "kv-queue or outbox (default: outbox on Deno Deploy, kv-queue elsewhere)",
   },
   WORKER_CONCURRENCY: {
-    schema: integer(1, 1_000),
-    fallback: "32",
-    hint: "how many numbers this process answers at once, 1–1000 (default 32)",
+    schema: integer(1, 100_000),
+    fallback: "1000",
+    hint:
+      "how many numbers this process answers at once, 1–100000 (default 1000; each open answer holds about 70–100 KB)",
   },
   JOB_RETRY_BUDGET_MS: {
     schema: integer(0, 86_400_000),
@@ -180,9 +181,9 @@ const VARIABLES = {
   },
   JOB_LEASE_MS: {
     schema: integer(300, 600_000),
-    fallback: "30000",
+    fallback: "3000",
     hint:
-      "milliseconds a worker holds a number's lane without renewing it, 300–600000 (default 30000)",
+      "milliseconds a process may go without a heartbeat before another takes over its numbers, 300–600000 (default 3000)",
   },
   SHUTDOWN_GRACE_MS: {
     schema: integer(0, 600_000),

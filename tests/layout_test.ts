@@ -17,7 +17,7 @@ export const ALLOWED: Record<string, readonly string[]> = {
   "src/log.ts": [],
   "src/kv.ts": [],
   "src/backoff.ts": [],
-  "src/jobs": ["src/log.ts"],
+  "src/jobs": ["src/log.ts", "src/kv.ts", "src/backoff.ts"],
   "src/ayd": ["src/log.ts"],
   "src/whatsapp": ["src/log.ts", "src/backoff.ts"],
   "src/webhook": ["src/jobs", "src/log.ts"],

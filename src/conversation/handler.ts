@@ -15,11 +15,13 @@ import {
   type DeadLetter,
   deadLetterKey,
   type Disposition,
+  failuresKey,
   type Lease,
   MESSAGE_TTL_MS,
   type MessageHandler,
   messageKey,
   type MessageRecord,
+  placeOf,
   queueKey,
   recordAnswerTime,
 } from "../jobs/mod.ts";
@@ -79,7 +81,9 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
   /** Saves `record` under the lease, with any extra mutations. */
   const save = (lease: Lease, record: MessageRecord, extra = (op: Deno.AtomicOperation) => op) =>
     lease.commit((op) =>
-      extra(op.set(messageKey(record.messageSid), record, { expireIn: MESSAGE_TTL_MS }))
+      extra(op.set(messageKey(record.messageSid), { ...record, savedAt: now() }, {
+        expireIn: MESSAGE_TTL_MS,
+      }))
     );
 
   /** A later attempt, if the budget allows one. */
@@ -100,19 +104,12 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return { retryAt: at };
   }
 
-  async function finish(
-    lease: Lease,
-    record: MessageRecord,
-    failure: string | undefined,
-  ): Promise<Disposition> {
-    const final: MessageRecord = {
-      ...record,
-      state: failure === undefined ? "answered" : "failed",
-      lastError: failure ?? record.lastError,
-    };
-    const saved = await save(lease, final, (op) => {
-      op.delete(queueKey(record.phone, record.receivedAt, record.messageSid));
-      for (let i = 0; i < (record.parts ?? 0); i++) op.delete(replyPartKey(record.messageSid, i));
+  /** The commit that takes a message out of its lane, answered or as a dead letter. */
+  function ending(record: MessageRecord, failure: string | undefined, parts = record.parts ?? 0) {
+    return (op: Deno.AtomicOperation) => {
+      op.delete(queueKey(record.phone, placeOf(record), record.messageSid))
+        .delete(failuresKey(record.messageSid));
+      for (let i = 0; i < parts; i++) op.delete(replyPartKey(record.messageSid, i));
       if (failure === undefined) {
         if (record.outcome === "denied" || record.outcome === "rate_limited") return op;
         const waited = now() - record.receivedAt;
@@ -127,8 +124,20 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         failedAt: now(),
       };
       return op.set(deadLetterKey(record.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
-    });
-    if (!saved) return "lost";
+    };
+  }
+
+  async function finish(
+    lease: Lease,
+    record: MessageRecord,
+    failure: string | undefined,
+  ): Promise<Disposition> {
+    const final: MessageRecord = {
+      ...record,
+      state: failure === undefined ? "answered" : "failed",
+      lastError: failure ?? record.lastError,
+    };
+    if (!await save(lease, final, ending(record, failure))) return "lost";
     log.info("job.finished", {
       ...fieldsOf(final),
       state: final.state,
@@ -138,21 +147,79 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return "done";
   }
 
+  /**
+   * Makes `text` the last part the user gets (after the `sent` parts already
+   * sent), for delivery like any reply: an apology goes out once, even when
+   * the job stops right after sending it.
+   */
+  async function replyWith(
+    lease: Lease,
+    record: MessageRecord,
+    text: string,
+    failure: string,
+  ): Promise<Disposition | MessageRecord> {
+    const sent = record.sentParts ?? 0;
+    const replying: MessageRecord = {
+      ...record,
+      state: "replying",
+      parts: sent + 1,
+      sentParts: sent,
+      outcome: "failed",
+      lastError: failure,
+    };
+    const kept = await save(lease, replying, (op) => {
+      // Parts after this one (of an answer that could not be delivered) go.
+      for (let i = sent + 1; i < (record.parts ?? 0); i++) {
+        op.delete(replyPartKey(record.messageSid, i));
+      }
+      return op.set(replyPartKey(record.messageSid, sent), { body: text } satisfies ReplyPart);
+    });
+    return kept ? replying : "lost";
+  }
+
+  /**
+   * Whether part `index`, saved before a send that may have reached Twilio
+   * when the last run stopped, did: asked of Twilio's Message list. A
+   * failed look-up is logged and counts as not sent (the part is resent).
+   */
+  async function reachedTwilio(record: MessageRecord, part: ReplyPart, index: number) {
+    const since = record.sendingSince ?? record.savedAt;
+    if (since === undefined) return false;
+    try {
+      const sid = await deps.sender.findSent({
+        to: record.phone,
+        body: part.body,
+        mediaUrls: part.mediaUrl ? [part.mediaUrl] : [],
+        since,
+      });
+      if (sid) log.info("reply.recovered", { ...fieldsOf(record), part: index + 1 });
+      return sid !== undefined;
+    } catch (error) {
+      log.warn("reply.lookup_failed", { ...fieldsOf(record), reason: describeError(error) });
+      return false;
+    }
+  }
+
+  /** An interrupted ask whose last early part was saved: did it go out? */
+  async function resumeAsking(queued: MessageRecord): Promise<MessageRecord> {
+    const sent = queued.sentParts ?? 0;
+    const pending = await kv.get<ReplyPart>(replyPartKey(queued.messageSid, sent));
+    if (pending.value && await reachedTwilio(queued, pending.value, sent)) {
+      return { ...queued, sentParts: sent + 1 };
+    }
+    return queued;
+  }
+
   async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+    if (queued.state === "asking") queued = await resumeAsking(queued);
     const alreadySent = queued.sentParts ?? 0;
     if (queued.state === "asking" && alreadySent > 0) {
       // Stopped mid-stream: asking again would repeat the parts the user has.
-      await notify(deps, queued, REPLIES.cutShort);
-      return finish(
-        lease,
-        { ...queued, outcome: "failed" },
-        `interrupted after ${alreadySent} parts`,
-      );
+      return replyWith(lease, queued, REPLIES.cutShort, `interrupted after ${alreadySent} parts`);
     }
     if (queued.state === "asking" && queued.attempt >= deps.retry.maxAttempts) {
       // Interrupted that often, the message itself may be what kills the process.
-      await notify(deps, queued, REPLIES.failure);
-      return finish(lease, { ...queued, outcome: "failed" }, "interrupted too many times");
+      return replyWith(lease, queued, REPLIES.failure, "interrupted too many times");
     }
     const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
     if (!await save(lease, record)) return "lost";
@@ -174,6 +241,8 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       // The last part kept may need the "answer cut" note.
       limit: MAX_REPLY_PARTS - 1,
       save: (next, extra) => save(lease, next, (op) => (extra?.(op), op)),
+      keepPart: (op, index, body) =>
+        op.set(replyPartKey(record.messageSid, index), { body } satisfies ReplyPart),
     });
     const stopTyping = showTyping(deps, record);
     const reply = await composeReply(deps, record, fieldsOf(record), (delta) => {
@@ -186,9 +255,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       if (lost) return "lost";
       if (sent > 0) {
         // Asking again would repeat what the user already has.
-        await notify(deps, record, REPLIES.cutShort);
-        const cut = { ...record, sentParts: sent, outcome: "failed" as const };
-        return finish(lease, cut, `answer cut after ${sent} parts: ${reply.reason}`);
+        const cut = { ...record, sentParts: sent };
+        return replyWith(
+          lease,
+          cut,
+          REPLIES.cutShort,
+          `answer cut after ${sent} parts: ${reply.reason}`,
+        );
       }
       const at = reply.transient ? retryAt(record) : undefined;
       if (at !== undefined) {
@@ -221,13 +294,17 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         op.set(replyPartKey(record.messageSid, i), parts[i]);
       }
     });
-    const { sent, lost } = await early.settled();
+    const { sent, lost, uncertainSince } = await early.settled();
     if (!saved || lost) return "lost";
     if (sent > 0) log.info("reply.streamed", { ...fieldsOf(record), parts: sent });
-    return { ...replying, sentParts: sent };
+    return { ...replying, sentParts: sent, sendingSince: uncertainSince };
   }
 
-  async function deliver(lease: Lease, replying: MessageRecord): Promise<Disposition> {
+  async function deliver(
+    lease: Lease,
+    replying: MessageRecord,
+    resumed: boolean,
+  ): Promise<Disposition> {
     const prefix = ["reply_parts", replying.messageSid];
     const parts = new Map<Deno.KvKeyPart, ReplyPart>();
     for await (const entry of kv.list<ReplyPart>({ prefix })) parts.set(entry.key[2], entry.value);
@@ -235,33 +312,86 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const total = record.parts ?? parts.size;
     for (let index = record.sentParts ?? 0; index < total; index++) {
       if (!lease.held()) return "lost";
+      const part = parts.get(index);
       try {
-        const part = parts.get(index);
         if (!part) throw new Error(`part ${index + 1} of the reply is missing from KV`);
-        const { body, mediaUrl } = part;
-        await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
+        // The first part of a resumed delivery may have gone out as the last
+        // run stopped, and one whose send failed uncertainly may have too.
+        const unsure = index === (replying.sentParts ?? 0) &&
+          (resumed || record.sendingSince !== undefined);
+        if (!unsure || !await reachedTwilio(record, part, index)) {
+          const { body, mediaUrl } = part;
+          await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
+        }
       } catch (error) {
         const reason = describeError(error);
         log.error("reply.failed", { ...fieldsOf(record), part: index + 1, reason });
         const transient = error instanceof TwilioSendError && error.transient;
         const at = transient ? retryAt(record) : undefined;
         if (at !== undefined) {
-          return postpone(lease, { ...record, attempt: record.attempt + 1 }, at, reason);
+          const sendingSince = error instanceof TwilioSendError ? error.uncertainSince : undefined;
+          return postpone(
+            lease,
+            { ...record, attempt: record.attempt + 1, sendingSince },
+            at,
+            reason,
+          );
         }
-        if (record.outcome !== "failed") await notify(deps, record, REPLIES.failure);
-        return finish(lease, record, reason);
+        if (record.outcome === "failed") return finish(lease, record, record.lastError ?? reason);
+        // The apology goes the way of any reply: saved, then sent once.
+        const apology = await replyWith(
+          lease,
+          { ...record, sentParts: index },
+          REPLIES.failure,
+          reason,
+        );
+        return typeof apology === "object" && "state" in apology
+          ? deliver(lease, apology, false)
+          : apology;
       }
-      record = { ...record, sentParts: index + 1 };
+      record = { ...record, sentParts: index + 1, sendingSince: undefined };
       if (!await save(lease, record)) return "lost";
     }
     log.info("reply.sent", { ...fieldsOf(record), parts: total, outcome: record.outcome });
     return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
   }
 
-  return async (record, lease) => {
-    if (record.state === "replying") return deliver(lease, record);
-    const asked = await ask(lease, record);
-    return typeof asked === "object" && "state" in asked ? deliver(lease, asked) : asked;
+  return {
+    async handle(record, lease) {
+      if (record.state === "replying") return deliver(lease, record, true);
+      const asked = await ask(lease, record);
+      return typeof asked === "object" && "state" in asked ? deliver(lease, asked, false) : asked;
+    },
+    async abandon(item, reason, lease) {
+      const record = item.record;
+      const fields = { message_sid: item.messageSid, from: maskPhone(item.phone) };
+      const letter: DeadLetter = {
+        messageSid: item.messageSid,
+        phone: item.phone,
+        reason,
+        attempts: record?.attempt ?? 0,
+        failedAt: now(),
+      };
+      const takeOut = (op: Deno.AtomicOperation) => {
+        op.delete(item.queueKey).delete(failuresKey(item.messageSid));
+        for (let i = 0; i < (record?.parts ?? 0); i++) op.delete(replyPartKey(item.messageSid, i));
+        return count(op, "failed", now())
+          .set(deadLetterKey(item.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
+      };
+      const failed = record && { ...record, state: "failed" as const, outcome: "failed" as const };
+      // The record itself may be what cannot be written (a value over KV's limit).
+      const out = await lease.commit((op) =>
+        failed
+          ? takeOut(op).set(messageKey(item.messageSid), failed, { expireIn: MESSAGE_TTL_MS })
+          : takeOut(op)
+      ).catch(() => lease.commit(takeOut));
+      if (!out) return;
+      log.warn("job.abandoned", { ...fields, reason });
+      // Sent after the commit, so it goes out at most once.
+      if (!record?.refusal && lease.held()) {
+        await notify(deps, { phone: item.phone, messageSid: item.messageSid }, REPLIES.failure);
+      }
+    },
   };
 }
 
@@ -311,10 +441,18 @@ function showTyping(deps: ConversationDeps, record: MessageRecord): () => void {
 const TYPING_REFRESH_MS = 20_000;
 
 /** One last message so the user is never left in silence; best effort. */
-async function notify(deps: ConversationDeps, record: MessageRecord, body: string) {
+async function notify(
+  deps: ConversationDeps,
+  to: { phone: string; messageSid: string },
+  body: string,
+) {
   try {
-    await deps.sender.send({ to: record.phone, body });
+    await deps.sender.send({ to: to.phone, body });
   } catch (error) {
-    deps.log.error("apology.failed", { ...fieldsOf(record), reason: describeError(error) });
+    deps.log.error("apology.failed", {
+      message_sid: to.messageSid,
+      from: maskPhone(to.phone),
+      reason: describeError(error),
+    });
   }
 }

@@ -6,14 +6,15 @@
  */
 import {
   deadLetterKey,
+  enqueueMessage,
   type JobBackend,
   type LaneTrigger,
-  MESSAGE_TTL_MS,
   messageKey,
   type MessageRecord,
-  newRecord,
+  numberKey,
+  type NumberState,
 } from "./jobs.ts";
-import { addToLane } from "./lanes.ts";
+import { failuresKey } from "./runner.ts";
 
 /** A job that ended without answering its message. */
 export interface DeadLetter {
@@ -64,13 +65,12 @@ export async function retryDeadLetter(
   if (!record.value) return "message_expired";
   const { messageSid: sid, phone, body, numMedia } = record.value;
   const message = { messageSid: sid, phone, body, numMedia, receivedAt: options.now ?? Date.now() };
-  const op = addToLane(
-    kv.atomic()
-      .check(letter, record)
-      .delete(deadLetterKey(sid))
-      .set(messageKey(sid), newRecord(message), { expireIn: MESSAGE_TTL_MS }),
+  const number = await kv.get<NumberState>(numberKey(phone));
+  const op = enqueueMessage(
+    kv.atomic().check(letter).delete(deadLetterKey(sid)).delete(failuresKey(sid)),
     message,
-  );
+    number,
+  ).check(record);
   if (options.backend === "kv-queue") op.enqueue({ kind: "lane", phone } satisfies LaneTrigger);
   return (await op.commit()).ok ? "queued" : "changed";
 }

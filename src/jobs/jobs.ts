@@ -1,14 +1,16 @@
 /**
- * How work reaches the worker. An accepted message is recorded, put in its
- * sender's lane and (on `kv-queue`) announced, in one atomic KV commit that
- * also refuses a `MessageSid` seen before. Two backends carry the
- * announcements: `kv-queue` (`kv.enqueue` / `kv.listenQueue`) and `outbox`
- * (in-process start plus a cron sweep) for Deno Deploy, which has no queues.
+ * How work reaches the worker. An accepted message is recorded, given the
+ * next place in its sender's lane and (on `kv-queue`) announced, in one
+ * atomic KV commit that also refuses a `MessageSid` seen before. Two
+ * backends carry the announcements: `kv-queue` (`kv.enqueue` /
+ * `kv.listenQueue`) and `outbox` (in-process start plus a cron sweep) for
+ * Deno Deploy, which has no queues. Either way the message is started in
+ * this process at once; the announcement is what a restart relies on.
  *
  * @module
  */
 import { createGroupCommit, type GroupCommit } from "./_group_commit.ts";
-import { addToLane } from "./lanes.ts";
+import { addToLane, laneKey } from "./lanes.ts";
 
 /** The job backends. */
 export type JobBackend = "kv-queue" | "outbox";
@@ -37,6 +39,11 @@ export type MessageState = "queued" | "asking" | "replying" | "answered" | "fail
 
 /** An inbound message as kept in KV, with its job's progress. */
 export interface MessageRecord extends InboundMessage {
+  /**
+   * Its place in the sender's lane, decided by the accepting commit (absent
+   * in records written before it existed, whose place was `receivedAt`).
+   */
+  seq?: number;
   state: MessageState;
   /** Attempts started so far. */
   attempt: number;
@@ -47,6 +54,79 @@ export interface MessageRecord extends InboundMessage {
   sentParts?: number;
   outcome?: "answered" | "empty" | "not_text" | "command" | "denied" | "rate_limited" | "failed";
   lastError?: string;
+  /** When this record was last saved (Unix ms): a send after it may have reached Twilio. */
+  savedAt?: number;
+  /**
+   * Since when (Unix ms) a send of part `sentParts` may have reached Twilio
+   * although it failed (its outcome was unknown): look before resending.
+   */
+  sendingSince?: number;
+}
+
+/**
+ * One number's state, `["numbers", phone]`: the place its last accepted
+ * message took in its lane, and the webhook's rate counters (opaque here).
+ * Every accepting commit checks and rewrites it, so places follow the order
+ * of the commits, whatever the clocks of the instances say.
+ */
+export interface NumberState {
+  seq: number;
+  rate?: unknown;
+}
+
+/** The KV key of a number's state. */
+export const numberKey = (phone: string): Deno.KvKey => ["numbers", phone];
+
+/**
+ * Reads a number's state, to decide on a message and then submit it with it.
+ *
+ * @example
+ * ```ts
+ * const number = await readNumberState(kv, "+15551234567");
+ * ```
+ */
+export function readNumberState(
+  kv: Deno.Kv,
+  phone: string,
+): Promise<Deno.KvEntryMaybe<NumberState>> {
+  return kv.get<NumberState>(numberKey(phone));
+}
+
+/** How long a number's state outlives its last message. */
+const NUMBER_TTL_MS = 8 * 24 * 60 * 60 * 1000;
+
+/** The place of a message in its lane; old records had none and used their arrival. */
+export const placeOf = (record: MessageRecord): number => record.seq ?? record.receivedAt;
+
+/**
+ * Adds to `op` what gives `message` the next place in its lane: a check of
+ * the number's state as read (`number`), its rewrite with the new place and
+ * `rate` counters, the message's record, and the lane entry. Places are
+ * never below the arrival time, so lanes written before places existed
+ * (keyed by arrival) keep their order.
+ *
+ * @example
+ * ```ts
+ * const number = await kv.get<NumberState>(numberKey(message.phone));
+ * await enqueueMessage(kv.atomic(), message, number).commit();
+ * ```
+ */
+export function enqueueMessage(
+  op: Deno.AtomicOperation,
+  message: InboundMessage,
+  number: Deno.KvEntryMaybe<NumberState>,
+  rate: unknown = number.value?.rate,
+): Deno.AtomicOperation {
+  const seq = Math.max((number.value?.seq ?? 0) + 1, message.receivedAt);
+  const state: NumberState = rate === undefined ? { seq } : { seq, rate };
+  op.check(number).set(numberKey(message.phone), state, { expireIn: NUMBER_TTL_MS })
+    .set(messageKey(message.messageSid), newRecord(message, seq), { expireIn: MESSAGE_TTL_MS });
+  return addToLane(op, {
+    phone: message.phone,
+    seq,
+    messageSid: message.messageSid,
+    touchedAt: message.receivedAt,
+  });
 }
 
 /** What a queue message or a timer carries: which lane has work. */
@@ -63,13 +143,16 @@ export interface Jobs {
   readonly backend: JobBackend;
   /**
    * Records the message and schedules its job in one commit with `extra`'s
-   * mutations: `duplicate` when the `MessageSid` was seen before, `conflict`
-   * when a check of `extra` failed (decide again and resubmit).
+   * mutations, `number` being its sender's state as read and `rate` the
+   * counters to store there: `duplicate` when the `MessageSid` was seen
+   * before, `conflict` when the number's state changed since it was read or
+   * a check of `extra` failed (read, decide again and resubmit).
    */
-  submit(
-    message: InboundMessage,
-    extra?: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
-  ): Promise<"queued" | "duplicate" | "conflict">;
+  submit(message: InboundMessage, options: {
+    number: Deno.KvEntryMaybe<NumberState>;
+    rate?: unknown;
+    extra?: (op: Deno.AtomicOperation) => Deno.AtomicOperation;
+  }): Promise<"queued" | "duplicate" | "conflict">;
   /** Delivers lane triggers to `drain` until {@linkcode Jobs.close}. */
   listen(drain: DrainLane): Promise<void>;
   /** Asks for the lane of `phone` to be drained after `delayMs`. */
@@ -87,9 +170,9 @@ export const messageKey = (sid: string): Deno.KvKey => ["messages", sid];
 /** The KV key of a job that ended without an answer. */
 export const deadLetterKey = (sid: string): Deno.KvKey => ["dead_letters", sid];
 
-/** A fresh record for an accepted message. */
-export function newRecord(message: InboundMessage): MessageRecord {
-  return { ...message, state: "queued", attempt: 0, nextAttemptAt: 0 };
+/** A fresh record for an accepted message at place `seq` of its lane. */
+export function newRecord(message: InboundMessage, seq: number): MessageRecord {
+  return { ...message, seq, state: "queued", attempt: 0, nextAttemptAt: 0 };
 }
 
 /**
@@ -113,7 +196,7 @@ export function chooseBackend(env: Record<string, string | undefined>): JobBacke
  * @example
  * ```ts
  * const jobs = createJobs(kv, "kv-queue");
- * await jobs.submit(message); // "queued"
+ * await jobs.submit(message, { number: await kv.get(numberKey(message.phone)) }); // "queued"
  * ```
  */
 export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
@@ -122,24 +205,24 @@ export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
   return backend === "kv-queue" ? kvQueueJobs(kv, group) : outboxJobs(kv, group);
 }
 
-type Extra = ((op: Deno.AtomicOperation) => Deno.AtomicOperation) | undefined;
+type Submit = Jobs["submit"];
 
 /** The commit shared by both backends, with its optional announcement. */
 function accept(
   group: GroupCommit,
   message: InboundMessage,
-  extra: Extra,
+  options: Parameters<Submit>[1],
   announce: (op: Deno.AtomicOperation) => Deno.AtomicOperation = (op) => op,
 ) {
   const key = messageKey(message.messageSid);
   return group.commit((op) => {
-    const accepted = addToLane(
-      op.check({ key, versionstamp: null }).set(key, newRecord(message), {
-        expireIn: MESSAGE_TTL_MS,
-      }),
+    const accepted = enqueueMessage(
+      op.check({ key, versionstamp: null }),
       message,
+      options.number,
+      options.rate,
     );
-    return announce(extra ? extra(accepted) : accepted);
+    return announce(options.extra ? options.extra(accepted) : accepted);
   }, [message.messageSid, message.phone]);
 }
 
@@ -154,16 +237,16 @@ function kvQueueJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
   let startHere: DrainLane | undefined;
   return {
     backend: "kv-queue",
-    async submit(message, extra) {
+    async submit(message, options) {
       const result = await accept(
         group,
         message,
-        extra,
+        options,
         (op) => op.enqueue(trigger(message.phone)),
       );
       if (!result.ok) return await rejection(kv, message);
       // Start at once instead of waiting for KV to deliver the queue message,
-      // which stays the durable trigger (it finds the lane done or busy).
+      // which stays the durable trigger.
       startHere?.(message.phone).catch(() => {});
       return "queued";
     },
@@ -171,7 +254,13 @@ function kvQueueJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
       startHere = drain;
       return kv.listenQueue(async (payload: unknown) => {
         const lane = payload as LaneTrigger | null;
-        if (lane?.kind === "lane" && typeof lane.phone === "string") await drain(lane.phone);
+        if (lane?.kind !== "lane" || typeof lane.phone !== "string") return;
+        // Most triggers find their message answered by the in-process start:
+        // one read tells, where a drain would take and give back the lease.
+        if ((await kv.get(laneKey(lane.phone))).versionstamp === null) return;
+        // Not awaited: a handler that waited for the lane's run would hold
+        // one of the queue's few dispatch slots for a whole answer.
+        drain(lane.phone).catch(() => {});
       });
     },
     async schedule(phone, delayMs) {
@@ -194,8 +283,8 @@ function outboxJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
   };
   return {
     backend: "outbox",
-    async submit(message, extra) {
-      const result = await accept(group, message, extra);
+    async submit(message, options) {
+      const result = await accept(group, message, options);
       if (!result.ok) return await rejection(kv, message);
       start(message.phone);
       return "queued";

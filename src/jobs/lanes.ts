@@ -1,20 +1,29 @@
 /**
- * Per-number lanes: each sender's messages wait in KV in the order the
- * webhook accepted them, and one lease per number lets one worker, anywhere,
- * answer them one at a time.
+ * Per-number lanes: each sender's messages wait in KV in the order their
+ * accepting commits gave them, and one lease per number lets one worker,
+ * anywhere, answer them one at a time.
  *
- * Keys: `["queue", phone, receivedAt, sid]` → sid (what waits),
- * `["lanes", phone]` (exists while the lane may hold work; every arrival
- * rewrites it, so a holder can tell whether work arrived since it looked),
- * `["leases", phone]` → {@linkcode LeaseValue}.
+ * Keys: `["queue", phone, seq, sid]` → sid (what waits; `seq` comes from the
+ * number's state, see `jobs.ts`), `["lanes", phone]` (exists while the lane
+ * may hold work; every arrival rewrites it, so a holder can tell whether work
+ * arrived since it looked), `["leases", phone]` → {@linkcode LeaseValue}.
+ *
+ * A lease names the worker process that holds it and is never renewed: it
+ * lasts as long as that process's heartbeat (`presence.ts`). So a process
+ * pays one write per heartbeat for all its lanes, a slow answer is never
+ * taken over while its process lives, and a dead process's lanes are free
+ * as soon as it is known to be dead.
  *
  * @module
  */
+import type { Presence } from "./presence.ts";
 
-/** Who holds a lane, and until when (Unix ms). */
+/** Who holds a lane. */
 export interface LeaseValue {
+  /** The holder's worker id (its heartbeat key). */
   owner: string;
-  until: number;
+  /** When it was taken (wall clock, for operators only). */
+  takenAt: number;
 }
 
 /** The mark of a lane that may hold work. */
@@ -23,30 +32,34 @@ export interface LaneValue {
 }
 
 export const queuePrefix = (phone: string): Deno.KvKey => ["queue", phone];
-export const queueKey = (phone: string, receivedAt: number, sid: string): Deno.KvKey => [
+export const queueKey = (phone: string, seq: number, sid: string): Deno.KvKey => [
   "queue",
   phone,
-  receivedAt,
+  seq,
   sid,
 ];
 export const laneKey = (phone: string): Deno.KvKey => ["lanes", phone];
 export const leaseKey = (phone: string): Deno.KvKey => ["leases", phone];
 
+/** How long a lease key lingers when nobody releases it (its holder died and the lane went idle). */
+const LEASE_KEY_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
 /**
- * Adds to `op` the mutations that put a message at the back of its lane.
+ * Adds to `op` the mutations that put a message at the back of its lane,
+ * at position `seq`.
  *
  * @example
  * ```ts
- * await addToLane(kv.atomic(), { phone: "+15551234567", receivedAt: Date.now(), messageSid: "SM…" }).commit();
+ * await addToLane(kv.atomic(), { phone: "+15551234567", seq: 1, messageSid: "SM…", touchedAt: Date.now() }).commit();
  * ```
  */
 export function addToLane(
   op: Deno.AtomicOperation,
-  item: { phone: string; receivedAt: number; messageSid: string },
+  item: { phone: string; seq: number; messageSid: string; touchedAt: number },
 ): Deno.AtomicOperation {
   return op
-    .set(queueKey(item.phone, item.receivedAt, item.messageSid), item.messageSid)
-    .set(laneKey(item.phone), { touchedAt: item.receivedAt } satisfies LaneValue);
+    .set(queueKey(item.phone, item.seq, item.messageSid), item.messageSid)
+    .set(laneKey(item.phone), { touchedAt: item.touchedAt } satisfies LaneValue);
 }
 
 /** The first message waiting in a lane, if any. */
@@ -65,106 +78,111 @@ export async function* pendingLanes(kv: Deno.Kv): AsyncGenerator<string> {
   for await (const entry of kv.list({ prefix: ["lanes"] })) yield entry.key[1] as string;
 }
 
-/** A lease this worker holds on one lane. */
+/** How giving a lane up went. */
+export type Release = "released" | "work_arrived" | "lost";
+
+/** A lease this process holds on one lane. */
 export interface Lease {
   readonly phone: string;
-  /** True while the lease is ours and has time left to act on. */
+  /**
+   * True while the lease is ours and this process may act on it: checked
+   * before every step that KV cannot undo, such as a send.
+   */
   held(): boolean;
   /**
-   * Commits `build`'s mutations only while the lease is still ours, and
-   * extends it. Commits through one lease run one at a time.
+   * Commits `build`'s mutations only while the lease is still ours.
+   * Commits through one lease run one at a time. Resolves false when a check
+   * failed (the caller's, or the lease's: then {@linkcode Lease.held} turns false).
    */
   commit(build?: (op: Deno.AtomicOperation) => Deno.AtomicOperation): Promise<boolean>;
   /**
-   * Gives the lane up. With `emptyLane` (the lane entry read before finding
-   * no work), it also clears the lane mark, and fails when work arrived
-   * since: the caller must then look again.
+   * Gives the lane up. With `emptyLane` (the lane mark read before finding
+   * no work), it also clears the mark, and answers `work_arrived` when work
+   * arrived since: the caller must then look again, still holding the lane.
    */
-  release(emptyLane?: Deno.KvEntryMaybe<unknown>): Promise<boolean>;
+  release(emptyLane?: Deno.KvEntryMaybe<unknown>): Promise<Release>;
 }
 
-/** The outcome of {@linkcode acquireLease} when someone else holds the lane. */
+/** The outcome of {@linkcode acquireLease} when a live worker holds the lane. */
 export interface LeaseBusy {
-  heldUntil: number;
+  heldBy: string;
 }
 
 /**
- * Takes the lane of `phone` for `ttlMs`, renewed every third of it until
- * released. Fails with the holder's expiry when another owner holds it.
+ * Takes the lane of `phone` for this process, unless a live worker holds
+ * it. A lease of a dead worker, or of this process's own earlier id, is
+ * taken over; of two takers at once, one wins.
  *
  * @example
  * ```ts
- * const lease = await acquireLease(kv, "+15551234567", { owner: crypto.randomUUID(), ttlMs: 30_000 });
- * if ("heldUntil" in lease) console.log("busy until", lease.heldUntil);
+ * const lease = await acquireLease(kv, "+15551234567", presence);
+ * if ("heldBy" in lease) console.log("busy: its holder drains it");
  * ```
  */
 export async function acquireLease(
   kv: Deno.Kv,
   phone: string,
-  options: { owner: string; ttlMs: number; now?: () => number },
+  presence: Presence,
+  now: () => number = Date.now,
 ): Promise<Lease | LeaseBusy> {
-  const now = options.now ?? Date.now;
-  const { owner, ttlMs } = options;
+  const owner = presence.id();
   const current = await kv.get<LeaseValue>(leaseKey(phone));
-  if (current.value && current.value.until > now() && current.value.owner !== owner) {
-    return { heldUntil: current.value.until };
+  const holder = current.value?.owner;
+  if (holder !== undefined && holder !== owner && (await presence.liveness(holder)).alive) {
+    return { heldBy: holder };
   }
-  let until = now() + ttlMs;
   const taken = await kv.atomic()
     .check(current)
-    .set(leaseKey(phone), { owner, until } satisfies LeaseValue, { expireIn: ttlMs * 2 })
+    .set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue, {
+      expireIn: LEASE_KEY_TTL_MS,
+    })
     .commit();
   if (!taken.ok) {
     const winner = await kv.get<LeaseValue>(leaseKey(phone));
-    return { heldUntil: winner.value?.until ?? now() };
+    return { heldBy: winner.value?.owner ?? "unknown" };
   }
+  return holdLease(kv, phone, presence, owner, taken.versionstamp);
+}
 
-  let versionstamp = taken.versionstamp;
+function holdLease(
+  kv: Deno.Kv,
+  phone: string,
+  presence: Presence,
+  owner: string,
+  versionstamp: string,
+): Lease {
+  const lease = { key: leaseKey(phone), versionstamp };
   let lost = false;
   let chain: Promise<unknown> = Promise.resolve();
-  /** Commits under the lease, one at a time; `keep` re-sets it, else deletes it. */
-  const commitUnder = (
-    build: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
-    keep: boolean,
-  ): Promise<boolean> => {
+  const stillOurs = async () => (await kv.get(lease.key)).versionstamp === versionstamp;
+
+  /** Commits under the lease, one at a time. */
+  const commitUnder = (build: (op: Deno.AtomicOperation) => Deno.AtomicOperation) => {
     const run = chain.then(async () => {
-      if (lost) return false;
-      const nextUntil = now() + ttlMs;
-      const op = build(kv.atomic()).check({ key: leaseKey(phone), versionstamp });
-      const result = await (keep
-        ? op.set(leaseKey(phone), { owner, until: nextUntil } satisfies LeaseValue, {
-          expireIn: ttlMs * 2,
-        })
-        : op.delete(leaseKey(phone))).commit();
-      if (result.ok) {
-        versionstamp = result.versionstamp;
-        until = nextUntil;
-      } else {
-        // The check that failed may be the caller's; only ours loses the lease.
-        lost = (await kv.get(leaseKey(phone))).versionstamp !== versionstamp;
-      }
-      return result.ok;
+      if (lost) return { ok: false as const };
+      const result = await build(kv.atomic().check(lease)).commit();
+      // The check that failed may be the caller's; only ours loses the lease.
+      if (!result.ok && !(await stillOurs())) lost = true;
+      return result;
     });
     chain = run.catch(() => {});
     return run;
   };
-  const heartbeat = setInterval(() => {
-    commitUnder((op) => op, true).catch(() => lost = true);
-  }, Math.max(1, Math.floor(ttlMs / 3)));
 
   return {
     phone,
-    held: () => !lost && now() < until - ttlMs / 6,
-    commit: (build = (op) => op) => commitUnder(build, true),
+    held: () => !lost && presence.id() === owner && presence.fresh(),
+    commit: async (build = (op) => op) => (await commitUnder(build)).ok,
     async release(emptyLane) {
-      const released = await commitUnder((op) => {
-        return emptyLane ? op.check(emptyLane).delete(laneKey(phone)) : op;
-      }, false).catch(() => false);
-      if (released || !emptyLane || lost) {
-        lost = true;
-        clearInterval(heartbeat);
+      const result = await commitUnder((op) => {
+        if (emptyLane) op.check(emptyLane).delete(laneKey(phone));
+        return op.delete(lease.key);
+      });
+      if (result.ok) {
+        lost = true; // nothing more may be done under it
+        return "released";
       }
-      return released;
+      return lost ? "lost" : "work_arrived";
     },
   };
 }

@@ -11,3 +11,4 @@ export * from "./lanes.ts";
 export * from "./runner.ts";
 export * from "./dead_letters.ts";
 export * from "./stats.ts";
+export * from "./presence.ts";

@@ -4,55 +4,90 @@
  *
  * @module
  */
-import { messageKey, type MessageRecord } from "./jobs.ts";
-import { acquireLease, headOfLane, laneKey, type Lease, pendingLanes } from "./lanes.ts";
+import { backoffDelay } from "../backoff.ts";
+import { isStorageError } from "../kv.ts";
 import { describeError, type Logger, maskPhone } from "../log.ts";
+import { MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
+import { acquireLease, headOfLane, laneKey, type Lease, pendingLanes } from "./lanes.ts";
+import type { Presence } from "./presence.ts";
 
 /**
  * What handling one message came to: `done` (answered or failed for good,
  * and out of the lane), `retryAt` (the lane waits until then), or `lost`
- * (the lease went to someone else; stop).
+ * (the lease went to someone else, or this process may no longer act on it).
  */
 export type Disposition = "done" | "lost" | { retryAt: number };
 
-/** Handles the message at the head of a lane. */
-export type MessageHandler = (record: MessageRecord, lease: Lease) => Promise<Disposition>;
+/** What the runner does with the message at the head of a lane. */
+export interface MessageHandler {
+  /** Handles it; a throw counts against {@linkcode RunnerDeps.failureBudget}. */
+  handle(record: MessageRecord, lease: Lease): Promise<Disposition>;
+  /**
+   * Gives up on a message whose handling kept throwing, or whose record
+   * expired while it waited: takes it out of the lane with a dead letter
+   * saying `reason`, and tells the user once.
+   */
+  abandon(item: LaneItem, reason: string, lease: Lease): Promise<void>;
+}
+
+/** A message in a lane: its place, and its record unless that expired. */
+export interface LaneItem {
+  phone: string;
+  messageSid: string;
+  queueKey: Deno.KvKey;
+  record?: MessageRecord;
+}
 
 /** Runs lanes. */
 export interface LaneRunner {
-  /** Drains the lane of `phone` here, unless another worker holds it. */
+  /** Drains the lane of `phone` here, unless a live worker holds it. */
   drain(phone: string): Promise<void>;
-  /** Looks at every lane that may hold work: how restarts resume. */
+  /** Starts a drain of every lane that may hold work, and returns: how restarts resume. */
   sweep(): Promise<void>;
   /** Starts no more work and waits for lanes under way, `graceMs` at most. */
   stop(graceMs: number): Promise<void>;
 }
+
+/** What the runner needs. */
+export interface RunnerDeps {
+  kv: Deno.Kv;
+  handler: MessageHandler;
+  schedule: (phone: string, delayMs: number) => Promise<void>;
+  concurrency: number;
+  presence: Presence;
+  log: Logger;
+  /** Runs of one message that may throw before it is given up (default 5). */
+  failureBudget?: number;
+  now?: () => number;
+}
+
+/** The KV key counting the runs of one message that threw. */
+export const failuresKey = (sid: string): Deno.KvKey => ["job_failures", sid];
+
+/** Storage trouble is retried this often, doubling up to 30 s, for as long as it lasts. */
+const STORAGE_RETRY = { baseMs: 1_000, capMs: 30_000 };
+/** A run that threw for another reason is retried this often, within its budget. */
+const RETRY_AFTER_THROW = { baseMs: 1_000, capMs: 30_000 };
 
 /**
  * Creates the runner.
  *
  * @example
  * ```ts
- * const runner = createLaneRunner({ kv, handle, schedule: jobs.schedule, concurrency: 32, leaseMs: 30_000, owner: crypto.randomUUID(), log });
+ * const runner = createLaneRunner({ kv, handler, schedule: jobs.schedule, concurrency: 1_000, presence, log });
  * jobs.listen(runner.drain);
  * ```
  */
-export function createLaneRunner(deps: {
-  kv: Deno.Kv;
-  handle: MessageHandler;
-  schedule: (phone: string, delayMs: number) => Promise<void>;
-  concurrency: number;
-  leaseMs: number;
-  owner: string;
-  log: Logger;
-  now?: () => number;
-}): LaneRunner {
-  const { kv, log } = deps;
+export function createLaneRunner(deps: RunnerDeps): LaneRunner {
+  const { kv, log, presence } = deps;
   const now = deps.now ?? Date.now;
+  const budget = deps.failureBudget ?? 5;
   const active = new Map<string, Promise<void>>();
   const rerun = new Set<string>();
   // Runs busy with a message: they look at their lane again afterwards.
   const working = new Set<string>();
+  // Lanes whose last run met storage trouble, and how often in a row.
+  const storageTrouble = new Map<string, number>();
   const waiting: (() => void)[] = [];
   let free = deps.concurrency;
   let stopping = false;
@@ -65,31 +100,71 @@ export function createLaneRunner(deps: {
     else free++;
   };
 
+  /** Counts a throw against the message (under its lane's lease); resolves with the count. */
+  async function countFailure(sid: string): Promise<number> {
+    const key = failuresKey(sid);
+    const count = ((await kv.get<number>(key)).value ?? 0) + 1;
+    await kv.set(key, count, { expireIn: MESSAGE_TTL_MS });
+    return count;
+  }
+
+  /**
+   * What a throw from handling `item` comes to: storage trouble is
+   * transient and holds the whole lane; anything else counts against the
+   * message, which is given up once its budget is spent.
+   */
+  async function handleFailure(item: LaneItem, lease: Lease, error: unknown) {
+    if (isStorageError(error)) throw error;
+    const reason = describeError(error);
+    const failures = await countFailure(item.messageSid);
+    log.error("job.failed", {
+      message_sid: item.messageSid,
+      from: maskPhone(item.phone),
+      failures,
+      reason,
+    });
+    if (failures < budget) {
+      await deps.schedule(item.phone, backoffDelay(RETRY_AFTER_THROW, failures));
+      return "stop";
+    }
+    await deps.handler.abandon(item, `gave up after ${failures} failed runs: ${reason}`, lease);
+    return "again";
+  }
+
   async function runLane(phone: string): Promise<void> {
     await takeSlot();
     try {
       if (stopping) return;
-      const lease = await acquireLease(kv, phone, {
-        owner: deps.owner,
-        ttlMs: deps.leaseMs,
-        now,
-      });
-      if ("heldUntil" in lease) {
-        // Its holder drains it; if that holder died, look again after it.
-        return await deps.schedule(phone, lease.heldUntil - now() + 100);
-      }
+      if (!presence.fresh() && !(await presence.beat())) throw new Error("no heartbeat");
+      const lease = await acquireLease(kv, phone, presence, now);
+      // A live holder drains it; if it dies, the reaper's sweep finds the lane.
+      if ("heldBy" in lease) return;
       let released = false;
       try {
         while (true) {
+          if (!lease.held()) return log.warn("lane.lease_lost", { from: maskPhone(phone) });
           const lane = await kv.get(laneKey(phone));
           const head = await headOfLane(kv, phone);
           if (!head) {
-            if ((released = await lease.release(lane))) return;
-            continue; // work arrived while we looked
+            const release = await lease.release(lane);
+            if (release === "work_arrived") continue;
+            released = true;
+            return;
           }
           if (stopping) return; // what is left stays in KV for the next start
           const record = (await kv.get<MessageRecord>(messageKey(head.messageSid))).value;
-          if (!record || record.state === "answered" || record.state === "failed") {
+          const item: LaneItem = {
+            phone,
+            messageSid: head.messageSid,
+            queueKey: head.key,
+            record: record ?? undefined,
+          };
+          if (!record) {
+            // Its record expired while it waited: say so rather than drop it silently.
+            await deps.handler.abandon(item, "the message expired before it was answered", lease);
+            continue;
+          }
+          if (record.state === "answered" || record.state === "failed") {
             await lease.commit((op) => op.delete(head.key));
             continue;
           }
@@ -97,21 +172,33 @@ export function createLaneRunner(deps: {
             return await deps.schedule(phone, record.nextAttemptAt - now());
           }
           working.add(phone);
-          const disposition = await deps.handle(record, lease).finally(() => working.delete(phone));
-          if (disposition === "lost") {
+          const disposition = await deps.handler.handle(record, lease).then(
+            (value) => ({ value }),
+            (error: unknown) => ({ error }),
+          ).finally(() => working.delete(phone));
+          if ("error" in disposition) {
+            if ((await handleFailure(item, lease, disposition.error)) === "stop") return;
+            continue;
+          }
+          if (disposition.value === "lost") {
             return log.warn("lane.lease_lost", { from: maskPhone(phone) });
           }
-          if (disposition !== "done") {
-            return await deps.schedule(phone, disposition.retryAt - now());
+          if (disposition.value !== "done") {
+            return await deps.schedule(phone, disposition.value.retryAt - now());
           }
+          storageTrouble.delete(phone);
         }
       } finally {
-        if (!released) await lease.release();
+        if (!released) await lease.release().catch(() => {});
       }
     } catch (error) {
-      // KV trouble or a bug: leave the lane durable and look again later.
+      // KV trouble: the lane stays durable; look again once it may have passed.
+      const times = (storageTrouble.get(phone) ?? 0) + 1;
+      storageTrouble.set(phone, times);
       log.error("lane.failed", { from: maskPhone(phone), reason: describeError(error) });
-      if (!stopping) await deps.schedule(phone, deps.leaseMs).catch(() => {});
+      if (!stopping) {
+        await deps.schedule(phone, backoffDelay(STORAGE_RETRY, times)).catch(() => {});
+      }
     } finally {
       giveSlot();
     }
@@ -138,12 +225,10 @@ export function createLaneRunner(deps: {
   return {
     drain,
     async sweep() {
-      const runs: Promise<void>[] = [];
       for await (const phone of pendingLanes(kv)) {
         if (stopping) break;
-        runs.push(drain(phone));
+        drain(phone);
       }
-      await Promise.allSettled(runs);
     },
     async stop(graceMs) {
       stopping = true;

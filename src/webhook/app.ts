@@ -11,7 +11,13 @@ import { every } from "hono/combine";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { count as countMetric, countJobs, type InboundMessage, type Jobs } from "../jobs/mod.ts";
+import {
+  count as countMetric,
+  countJobs,
+  type InboundMessage,
+  type Jobs,
+  readNumberState,
+} from "../jobs/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import { admit, type Policy } from "./policy.ts";
@@ -189,19 +195,28 @@ function twilioForm(deps: AppDeps, url: string): MiddlewareHandler<Env> {
 
 /**
  * Admits and submits a message; a refused one keeps no text. Losing a race
- * on the rate counters means deciding again with the new counts.
+ * on the number's state (another webhook for the same number committed
+ * first) means reading it and deciding again: each lost race is another's
+ * win, so this ends.
  */
 async function submit(deps: AppDeps, message: InboundMessage) {
-  for (let attempt = 1;; attempt++) {
-    const { refusal, count } = await admit(deps.kv, message.phone, message.receivedAt, deps.policy);
+  while (true) {
+    const number = await readNumberState(deps.kv, message.phone);
+    const { refusal, counts } = admit(
+      number.value?.rate,
+      message.phone,
+      message.receivedAt,
+      deps.policy,
+    );
     const accepted = refusal ? { ...message, body: "", refusal } : message;
-    const counted = (op: Deno.AtomicOperation) => {
-      countMetric(op, "received", message.receivedAt);
-      if (refusal) countMetric(op, refusal.kind, message.receivedAt);
-      // After many lost races, accept without rate counting rather than fail.
-      return attempt < 10 ? count(op) : op;
-    };
-    const outcome = await deps.jobs.submit(accepted, counted);
+    const outcome = await deps.jobs.submit(accepted, {
+      number,
+      rate: counts,
+      extra: (op) => {
+        countMetric(op, "received", message.receivedAt);
+        return refusal ? countMetric(op, refusal.kind, message.receivedAt) : op;
+      },
+    });
     if (outcome !== "conflict") return { outcome, refusal };
   }
 }

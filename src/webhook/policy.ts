@@ -2,10 +2,11 @@
  * Who may ask, and how often: the allowlist and per-number rate limits,
  * counted in KV so every instance shares them.
  *
- * Counters: `["rate", phone]` → the current minute's and day's counts, in
- * fixed UTC windows; one key, so admitting a message costs one read and one
- * write (a webhook's commit is the bridge's scarcest resource). A message that
- * is let through counts; a refused one does not.
+ * The counts (the current minute's and day's, in fixed UTC windows) live in
+ * the number's state (`["numbers", phone]`, see `jobs.ts`), which the
+ * accepting commit checks and rewrites anyway: admitting a message costs no
+ * read or write of its own (a webhook's commit is the bridge's scarcest
+ * resource). A message that is let through counts; a refused one does not.
  *
  * @module
  */
@@ -19,17 +20,14 @@ export interface Policy {
   perDay: number;
 }
 
-/** The decision, and what to add to the accepting commit. */
+/** The decision, and the counts to store with the message. */
 export interface Admission {
   refusal: Refusal | undefined;
-  /** Adds the counter updates, checked against the values read. */
-  count(op: Deno.AtomicOperation): Deno.AtomicOperation;
+  /** The counts after this message: unchanged when it is refused. */
+  counts: RateCounts | undefined;
 }
 
 const WINDOWS = { minute: 60_000, day: 86_400_000 } as const;
-
-/** The KV key of one number's counters. */
-export const rateKey = (phone: string): Deno.KvKey => ["rate", phone];
 
 /** One number's counts, each for the window it was counted in. */
 export interface RateCounts {
@@ -38,29 +36,30 @@ export interface RateCounts {
 }
 
 /**
- * Decides whether a message from `phone` is asked. Reads the counters; the
- * caller commits {@linkcode Admission.count} with the message, and decides
- * again if that commit loses a race.
+ * Decides whether a message from `phone`, arriving at `now`, is asked,
+ * given the number's stored counts (`stored`, as read with its state). The
+ * caller stores {@linkcode Admission.counts} in the accepting commit, and
+ * decides again if that commit loses a race.
  *
  * @example
  * ```ts
- * const { refusal, count } = await admit(kv, "+15551234567", Date.now(), policy);
+ * const { refusal, counts } = admit(state.value?.rate, "+15551234567", Date.now(), policy);
  * ```
  */
-export async function admit(
-  kv: Deno.Kv,
+export function admit(
+  stored: unknown,
   phone: string,
   now: number,
   policy: Policy,
-): Promise<Admission> {
+): Admission {
+  const previous = isRateCounts(stored) ? stored : undefined;
   if (policy.allowedNumbers && !policy.allowedNumbers.has(phone)) {
-    return { refusal: { kind: "denied" }, count: (op) => op };
+    return { refusal: { kind: "denied" }, counts: previous };
   }
-  const entry = await kv.get<RateCounts>(rateKey(phone));
   const current = (window: "minute" | "day") => {
     const index = Math.floor(now / WINDOWS[window]);
-    const stored = entry.value?.[window];
-    return { window: index, count: stored?.window === index ? stored.count : 0 };
+    const counted = previous?.[window];
+    return { window: index, count: counted?.window === index ? counted.count : 0 };
   };
   const minute = current("minute");
   const day = current("day");
@@ -68,21 +67,21 @@ export async function admit(
   for (const [window, counted, limit] of limits) {
     if (counted.count >= limit) {
       const until = (counted.window + 1) * WINDOWS[window];
-      return { refusal: { kind: "rate_limited", window, until }, count: (op) => op };
+      return { refusal: { kind: "rate_limited", window, until }, counts: previous };
     }
   }
   return {
     refusal: undefined,
-    count: (op) =>
-      op.check(entry).set(
-        entry.key,
-        {
-          minute: { window: minute.window, count: minute.count + 1 },
-          day: { window: day.window, count: day.count + 1 },
-        } satisfies RateCounts,
-        { expireIn: 2 * WINDOWS.day },
-      ),
+    counts: {
+      minute: { window: minute.window, count: minute.count + 1 },
+      day: { window: day.window, count: day.count + 1 },
+    },
   };
+}
+
+function isRateCounts(value: unknown): value is RateCounts {
+  const counts = value as RateCounts | undefined;
+  return typeof counts?.minute?.count === "number" && typeof counts?.day?.count === "number";
 }
 
 /**

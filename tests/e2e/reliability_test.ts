@@ -19,6 +19,13 @@ const ALICE = "whatsapp:+15551234567";
 const BOB = "whatsapp:+15557654321";
 const RETRYING = { JOB_RETRY_BUDGET_MS: "30000", JOB_RETRY_BASE_MS: "20" };
 
+/** Where a message left by an earlier process waits: at its arrival, as before places existed. */
+const lanePlace = (message: { phone: string; messageSid: string; receivedAt: number }) => ({
+  ...message,
+  seq: message.receivedAt,
+  touchedAt: message.receivedAt,
+});
+
 testBothBackends(
   "order - three quick messages are answered in order, one at a time",
   async (backend) => {
@@ -170,7 +177,7 @@ testBothBackends(
       receivedAt: now,
     };
     const record: MessageRecord = {
-      ...newRecord(message),
+      ...newRecord(message, message.receivedAt),
       state: "replying",
       attempt: 1,
       parts: 4,
@@ -178,11 +185,11 @@ testBothBackends(
       outcome: "answered",
     };
     const op = t.kv.atomic().set(messageKey(message.messageSid), record)
-      .set(leaseKey(message.phone), { owner: "dead-process", until: now - 1 });
+      .set(leaseKey(message.phone), { owner: "dead-process", takenAt: now - 60_000 });
     for (let i = 0; i < 4; i++) {
       op.set(replyPartKey(message.messageSid, i), { body: `part ${i + 1}` });
     }
-    await addToLane(op, message).commit();
+    await addToLane(op, lanePlace(message)).commit();
 
     await t.bridge.sweep();
     const replies = await t.twilio.waitForMessages(ALICE, 2);
@@ -197,7 +204,7 @@ testBothBackends(
 );
 
 testBothBackends(
-  "resume - a lane held by a dead worker is taken over when its lease runs out",
+  "resume - a lane held by a process with no heartbeat is taken over at once",
   async (backend) => {
     await using t = await startTestBridge({ backend });
     const now = Date.now();
@@ -208,11 +215,15 @@ testBothBackends(
       numMedia: 0,
       receivedAt: now,
     };
-    const record: MessageRecord = { ...newRecord(message), state: "asking", attempt: 1 };
+    const record: MessageRecord = {
+      ...newRecord(message, message.receivedAt),
+      state: "asking",
+      attempt: 1,
+    };
     await addToLane(
       t.kv.atomic().set(messageKey(message.messageSid), record)
-        .set(leaseKey(message.phone), { owner: "dead-process", until: now + 300 }),
-      message,
+        .set(leaseKey(message.phone), { owner: "dead-process", takenAt: now }),
+      lanePlace(message),
     ).commit();
     await t.bridge.sweep();
     const [reply] = await t.twilio.waitForMessages(ALICE, 1);
@@ -251,11 +262,11 @@ testBothBackends(
     };
     await addToLane(
       t.kv.atomic().set(messageKey(message.messageSid), {
-        ...newRecord(message),
+        ...newRecord(message, message.receivedAt),
         state: "asking",
         attempt: 10,
       }),
-      message,
+      lanePlace(message),
     ).commit();
     await t.bridge.sweep();
     const [reply] = await t.twilio.waitForMessages(ALICE, 1);
