@@ -46,6 +46,8 @@ export function startBridge(
     log: Logger;
     fetch?: typeof fetch;
     twilioRetry?: RetryPolicy;
+    /** How long one Twilio request may take (default 15 s); tests shorten it. */
+    twilioTimeoutMs?: number;
     /** More routes by mount path; only the sandbox passes any. */
     routes?: AppDeps["routes"];
   },
@@ -70,6 +72,7 @@ export function startBridge(
     statusCallback,
     fetch: deps.fetch,
     retry: deps.twilioRetry,
+    requestTimeoutMs: deps.twilioTimeoutMs,
     log,
   });
   const presence = createPresence({ kv, ttlMs: config.jobLeaseMs, log });
@@ -79,6 +82,7 @@ export function startBridge(
     schedule: jobs.schedule,
     concurrency: config.workerConcurrency,
     presence,
+    retryBaseMs: config.jobRetryBaseMs,
     handler: createConversationHandler({
       kv,
       sessions,

@@ -116,6 +116,10 @@ export async function startTestBridge(
     env?: Record<string, string>;
     signUrl?: string;
     ayd?: Partial<FakeAydOptions>;
+    /** How long the bridge waits for one Twilio request (default 15 s). */
+    twilioTimeoutMs?: number;
+    /** Wraps the bridge's KV, e.g. to inject storage faults. */
+    wrapKv?: (kv: Deno.Kv) => Deno.Kv;
   } = {},
 ): Promise<TestBridge> {
   const ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID, ...options.ayd });
@@ -130,9 +134,10 @@ export async function startTestBridge(
   const kv = await openKv(result.config.kvPath);
   const logs: string[] = [];
   const bridge: Bridge = startBridge(result.config, {
-    kv,
+    kv: options.wrapKv ? options.wrapKv(kv) : kv,
     log: createLogger({ level: "debug", write: (line) => logs.push(line) }),
     twilioRetry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 },
+    twilioTimeoutMs: options.twilioTimeoutMs,
   });
   return {
     url: bridge.url,

@@ -58,6 +58,8 @@ export interface RunnerDeps {
   log: Logger;
   /** Runs of one message that may throw before it is given up (default 5). */
   failureBudget?: number;
+  /** Delay before a run that threw is tried again, doubling up to 30 s (default 1 s). */
+  retryBaseMs?: number;
   now?: () => number;
 }
 
@@ -66,8 +68,6 @@ export const failuresKey = (sid: string): Deno.KvKey => ["job_failures", sid];
 
 /** Storage trouble is retried this often, doubling up to 30 s, for as long as it lasts. */
 const STORAGE_RETRY = { baseMs: 1_000, capMs: 30_000 };
-/** A run that threw for another reason is retried this often, within its budget. */
-const RETRY_AFTER_THROW = { baseMs: 1_000, capMs: 30_000 };
 
 /**
  * Creates the runner.
@@ -82,6 +82,8 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
   const { kv, log, presence } = deps;
   const now = deps.now ?? Date.now;
   const budget = deps.failureBudget ?? 5;
+  // A run that threw for another reason is retried this often, within its budget.
+  const retryAfterThrow = { baseMs: deps.retryBaseMs ?? 1_000, capMs: 30_000 };
   const active = new Map<string, Promise<void>>();
   const rerun = new Set<string>();
   // Runs busy with a message: they look at their lane again afterwards.
@@ -124,7 +126,7 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
       reason,
     });
     if (failures < budget) {
-      await deps.schedule(item.phone, backoffDelay(RETRY_AFTER_THROW, failures));
+      await deps.schedule(item.phone, backoffDelay(retryAfterThrow, failures));
       return "stop";
     }
     await deps.handler.abandon(item, `gave up after ${failures} failed runs: ${reason}`, lease);

@@ -70,6 +70,13 @@ export type InboundProblem =
   | { status: 403; reason: "wrong_account" }
   | { status: 200; reason: "not_whatsapp" };
 
+/**
+ * The longest question kept: four times what WhatsApp lets a person send, so
+ * that a message's record stays far below KV's 64 KiB value limit whatever
+ * its job adds to it.
+ */
+export const MAX_BODY_CHARS = 16_384;
+
 /** Twilio's are `SM`/`MM` + 32 hex; any short token is accepted as a key. */
 const MESSAGE_SID = /^[A-Za-z0-9_-]{1,64}$/;
 const WHATSAPP_FROM = /^whatsapp:(\+[1-9]\d{6,14})$/;
@@ -105,7 +112,9 @@ export function toInboundMessage(
   return {
     messageSid: field("MessageSid"),
     phone,
-    body: field("Body"),
+    // WhatsApp caps a message at 4,096 characters; a longer Body did not come
+    // from it, and keeping it whole could push the job's record past KV's limit.
+    body: field("Body").slice(0, MAX_BODY_CHARS),
     numMedia: Number.parseInt(field("NumMedia"), 10) || 0,
     receivedAt: context.now,
   };

@@ -8,6 +8,7 @@ import {
   type MessageRecord,
 } from "../../src/jobs/mod.ts";
 import { startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { type FaultyKv, faultyKv } from "../_faulty_kv.ts";
 
 const USER = "whatsapp:+15551234567";
 
@@ -151,5 +152,56 @@ testBothBackends(
     );
     assert.equal(t.twilio.messages.length, 0);
     assert.equal(t.twilio.attempts, 2);
+  },
+);
+
+testBothBackends(
+  "twilio - a reply Twilio took but answered too late reaches the user once",
+  async (backend) => {
+    await using t = await startTestBridge({ backend, twilioTimeoutMs: 300 });
+    // Twilio creates the message, then answers only after the bridge gave up waiting.
+    t.twilio.answerLate(1, 1_500);
+    await t.sendWhatsApp({ Body: "slow twilio" });
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, "Answer to: slow twilio");
+    await waitFor(
+      () => t.logs.some((line) => line.includes('"event":"job.finished"')),
+      "the job to end",
+    );
+    assert.equal(t.twilio.messages.length, 1, "found in Twilio's list, not sent again");
+    assert.ok(t.twilio.lookups >= 1);
+  },
+);
+
+testBothBackends(
+  "failure - a job whose progress cannot be saved is given up after five runs: one apology, a dead letter",
+  async (backend) => {
+    const faulty: { kv?: FaultyKv } = {};
+    await using t = await startTestBridge({
+      backend,
+      wrapKv: (kv) => (faulty.kv = faultyKv(kv)).kv,
+    });
+    // Saving the record as it starts asking fails, as a value over KV's limit would.
+    faulty.kv!.fault(({ sets }) =>
+      sets.some(({ key, value }) =>
+          key[0] === "messages" && (value as MessageRecord).state === "asking"
+        )
+        ? new TypeError("Value too large (max 65536 bytes)")
+        : undefined
+    );
+    await t.sendWhatsApp({ MessageSid: "SM" + "6".repeat(32), Body: "cannot be saved" });
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.failure);
+    await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
+    const [letter] = await deadLetters(t.kv);
+    assert.match(letter.reason, /^gave up after 5 failed runs: TypeError: Value too large/);
+    assert.equal(faulty.kv!.refused, 5);
+    assert.equal(t.ayd.asks.length, 0);
+    // Nothing more goes out: before, the apology came again every 30 s.
+    await t.sendWhatsApp({ Body: "next question" });
+    faulty.kv!.fault(null);
+    const replies = await t.twilio.waitForMessages(USER, 2);
+    assert.equal(replies[1].body, "Answer to: next question");
+    assert.equal(t.twilio.messages.length, 2);
   },
 );

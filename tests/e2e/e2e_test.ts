@@ -156,6 +156,18 @@ testBothBackends(
   },
 );
 
+testBothBackends(
+  "reply - an answer ended by data: [DONE] on a connection kept open arrives at once",
+  async (backend) => {
+    await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "5000" } });
+    // A proxy in front of AYD keeps the connection alive after the last event.
+    t.ayd.onAsk(() => ({ kind: "answer", text: "Three late orders.", done: true, holdOpen: true }));
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, "Three late orders.", "not the timeout apology");
+  },
+);
+
 testBothBackends("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) => {
   await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "100" } });
   const answer = "Late orders by region: " + "north 12, south 7, east 3, west 9; ".repeat(12);

@@ -130,8 +130,8 @@ testBothBackends(
         await using main = await startMain(env);
         await send(main.url, "long question");
         await twilio.waitForMessages(USER, 1);
-        // Killed once the sent part is on record (before that, part 1 would
-        // be the one tolerated duplicate).
+        // Killed once the sent part is on record; the test of a kill before
+        // that, while Twilio holds its answer, is below.
         await waitFor(() => main.output().includes('"event":"reply.part_sent"'), "part 1 saved");
         main.kill("SIGKILL");
         assert.notEqual(await main.exited, 0);
@@ -143,6 +143,65 @@ testBothBackends(
       again.kill("SIGTERM");
       assert.equal(await again.exited, 0);
       assert.equal(twilio.messages.length, 2);
+    });
+  },
+);
+
+testBothBackends(
+  "crash - killed while Twilio holds its answer to part 3 it already took: part 3 is found in its list, not sent again",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      const paragraphs = [1, 2, 3, 4].map((n) => `Paragraph ${n}: ` + "late order data ".repeat(5));
+      const answer = paragraphs.map((p) => p.trim()).join("\n\n");
+      ayd.onAsk(() => ({ kind: "answer", text: answer }));
+      // Twilio creates part 3, then never answers: the send under way at the kill.
+      twilio.answerLate(3);
+      const crashEnv = { ...env, MAX_SMS_CHARS: "100" };
+      {
+        await using main = await startMain(crashEnv);
+        await send(main.url, "long question");
+        await waitFor(() => twilio.messages.length === 3, "part 3 to reach Twilio");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      assert.equal(twilio.lookups, 0, "no look-up on the normal path");
+
+      await using again = await startMain(crashEnv);
+      const replies = await twilio.waitForMessages(USER, 4);
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.equal(twilio.messages.length, 4, "part 3 once, then part 4");
+      assert.deepEqual(words(replies.map((r) => r.body).join(" ")), words(answer));
+      assert.ok(twilio.lookups >= 1, "the restarted process asked Twilio first");
+      assert.match(again.output(), /"event":"reply\.recovered"/);
+    });
+  },
+);
+
+testBothBackends(
+  "crash - killed while Twilio holds its answer to the first streamed part: found, so a notice instead of a second ask",
+  async (backend) => {
+    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+      ayd.onAsk(() => ({
+        kind: "answer",
+        text: LONG_REPORT,
+        pause: { afterChars: 1800, until: new Promise<void>(() => {}) },
+      }));
+      twilio.answerLate(1); // part 1 is created; its 201 never comes
+      {
+        await using main = await startMain(env);
+        await send(main.url, "long question");
+        await twilio.waitForMessages(USER, 1);
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      await using again = await startMain(env);
+      const replies = await twilio.waitForMessages(USER, 2);
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.equal(replies[1].body, REPLIES.cutShort);
+      assert.equal(twilio.messages.length, 2, "part 1 was not sent again");
+      assert.equal(ayd.asks.length, 1, "nor asked for again");
     });
   },
 );

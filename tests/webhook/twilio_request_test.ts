@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import twilio from "twilio";
 import {
   isValidTwilioSignature,
+  MAX_BODY_CHARS,
   parseForm,
   toInboundMessage,
 } from "../../src/webhook/twilio_request.ts";
@@ -94,6 +95,14 @@ Deno.test("inbound - a WhatsApp message becomes a job's message", () => {
     numMedia: 0,
     receivedAt: 42,
   });
+});
+
+Deno.test("inbound - a Body longer than WhatsApp allows is kept to its first MAX_BODY_CHARS", () => {
+  const long = "x".repeat(MAX_BODY_CHARS + 5_000);
+  const message = toInboundMessage({ ...BASE, Body: long }, { accountSid: ACCOUNT, now: 42 });
+  assert.ok("body" in message);
+  assert.equal(message.body.length, MAX_BODY_CHARS);
+  assert.ok(MAX_BODY_CHARS >= 4 * 4_096, "every real WhatsApp message fits whole");
 });
 
 Deno.test("inbound - malformed, foreign and non-WhatsApp requests are told apart", () => {
