@@ -151,6 +151,17 @@ const VARIABLES = {
     schema: z.string().optional(),
     hint: "a file path for the local Deno KV database, or :memory:",
   },
+  DENO_KV_URL: {
+    schema: httpUrl.optional(),
+    hint:
+      "the KV Connect URL of a remote database, e.g. https://api.deno.com/databases/<id>/connect " +
+      "(Deno Deploy) or http://denokv-host:4512 (a denokv server)",
+  },
+  DENO_KV_ACCESS_TOKEN: {
+    schema: z.string().regex(/^\S+$/).optional(),
+    hint: "the access token for DENO_KV_URL: a Deno Deploy personal access token, " +
+      "or the --access-token a denokv server was started with",
+  },
   LOG_LEVEL: {
     schema: z.string().transform((v) => v.toLowerCase().replace(/^warning$/, "warn")).pipe(
       z.enum(["debug", "info", "warn", "error"]),
@@ -273,6 +284,17 @@ export function loadConfig(
     } else {
       problems.push(`${name} is invalid: it must be ${variable.hint}.`);
     }
+  }
+  if (values.DENO_KV_URL && !values.DENO_KV_ACCESS_TOKEN) {
+    problems.push(
+      `DENO_KV_ACCESS_TOKEN is missing: DENO_KV_URL needs it; set it to ${VARIABLES.DENO_KV_ACCESS_TOKEN.hint}.`,
+    );
+  }
+  if (values.DENO_KV_URL && values.JOB_BACKEND === "kv-queue") {
+    problems.push(
+      "JOB_BACKEND=kv-queue cannot run on DENO_KV_URL: KV Connect has no queues. " +
+        "Unset JOB_BACKEND (outbox is chosen) or use a local DENO_KV_PATH.",
+    );
   }
   if (values.PART_MARKERS !== "none" && (values.MAX_SMS_CHARS as number) < 40) {
     problems.push("PART_MARKERS needs MAX_SMS_CHARS of at least 40: raise it or set none.");

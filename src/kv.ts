@@ -29,24 +29,63 @@ export function resolveKvLocation(env: Record<string, string | undefined>): stri
 
 /**
  * Opens KV at `location`, creating a local file's folder first, with
- * {@linkcode retryWhenLocked} around it.
+ * {@linkcode retryWhenLocked} around it. A KV Connect server that cannot be
+ * reached or answers 5xx is tried again a few times (it may be starting);
+ * a refused token fails at once.
  *
  * @example
  * ```ts
  * const kv = await openKv(resolveKvLocation(Deno.env.toObject()));
  * ```
  */
-export async function openKv(location: string | undefined): Promise<Deno.Kv> {
-  const isFile = location !== undefined && location !== ":memory:" && !/^https?:/.test(location);
+export async function openKv(
+  location: string | undefined,
+  retry: { attempts: number; delayMs: number } = { attempts: 5, delayMs: 500 },
+): Promise<Deno.Kv> {
+  if (isRemote(location)) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return retryWhenLocked(await Deno.openKv(location));
+      } catch (error) {
+        const refused = /status 40[13]/.test(String((error as Error)?.message));
+        if (refused || attempt >= retry.attempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, retry.delayMs * 2 ** (attempt - 1)));
+      }
+    }
+  }
+  const isFile = location !== undefined && location !== ":memory:";
   if (isFile) await Deno.mkdir(dirname(location), { recursive: true });
   return retryWhenLocked(await Deno.openKv(location));
 }
 
+/** Whether `location` is a KV Connect URL (a remote database). */
+export function isRemote(location: string | undefined): location is string {
+  return location !== undefined && /^https?:/i.test(location);
+}
+
+/** `location` fit for a log or an error: a URL without credentials or query. */
+export function describeKvLocation(location: string | undefined): string {
+  if (location === undefined) return "the platform's KV";
+  if (!isRemote(location)) return location;
+  const url = new URL(location);
+  url.username = url.password = url.search = "";
+  return url.href;
+}
+
 /** A plain start-up message for a KV that would not open. */
 export function kvOpenError(location: string | undefined, error: unknown): string {
-  return `Cannot open the Deno KV database at ${location ?? "the platform default"}: ${
-    (error as Error).message
-  }\nSet DENO_KV_PATH to a writable file path (or :memory:), then start again.`;
+  const reason = String((error as Error)?.message ?? error).replace(/\?[^\s'"]*/g, "");
+  if (isRemote(location)) {
+    const fix = /status 40[13]/.test(reason)
+      ? "The server refused the access token: check DENO_KV_ACCESS_TOKEN (a Deno Deploy " +
+        "personal access token, or the --access-token of the denokv server)."
+      : "Check DENO_KV_URL (is the server up and reachable from here?) and DENO_KV_ACCESS_TOKEN.";
+    return `Cannot open the KV Connect database at ${
+      describeKvLocation(location)
+    }: ${reason}\n${fix}`;
+  }
+  return `Cannot open the Deno KV database at ${describeKvLocation(location)}: ${reason}\n` +
+    "Set DENO_KV_PATH to a writable file path (or :memory:), then start again.";
 }
 
 const RETRIED = new Set(["get", "getMany", "set", "delete", "enqueue"]);

@@ -11,6 +11,7 @@ import { openKv } from "../src/kv.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
+import { startKvConnectServer } from "./fakes/kv_connect/mod.ts";
 
 export const ACCOUNT_SID = "AC" + "5".repeat(32);
 export const AUTH_TOKEN = "test-auth-token-0123456789abcdef";
@@ -112,7 +113,7 @@ export function postForm(
  */
 export async function startTestBridge(
   options: {
-    backend?: JobBackend;
+    backend?: TestBackend;
     env?: Record<string, string>;
     signUrl?: string;
     ayd?: Partial<FakeAydOptions>;
@@ -120,14 +121,18 @@ export async function startTestBridge(
     twilioTimeoutMs?: number;
     /** Wraps the bridge's KV, e.g. to inject storage faults. */
     wrapKv?: (kv: Deno.Kv) => Deno.Kv;
+    /** A KV from {@linkcode testKv} to share with another bridge (default: a new one). */
+    kv?: TestKv;
   } = {},
 ): Promise<TestBridge> {
   const ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID, ...options.ayd });
   const fakeTwilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  const owned = options.kv ? undefined : await testKv(options.backend ?? "kv-queue");
+  const store = options.kv ?? owned!;
   const result = loadConfig(testEnv({
     AYD_BASE_URL: ayd.url,
     TWILIO_API_BASE_URL: fakeTwilio.url,
-    JOB_BACKEND: options.backend ?? "kv-queue",
+    ...store.env,
     ...options.env,
   }));
   if (!result.ok) throw new Error(result.problems.join("\n"));
@@ -155,7 +160,7 @@ export async function startTestBridge(
     },
     async [Symbol.asyncDispose]() {
       await bridge.close();
-      await Promise.all([ayd.close(), fakeTwilio.close()]);
+      await Promise.all([ayd.close(), fakeTwilio.close(), owned?.[Symbol.asyncDispose]()]);
     },
   };
 }
@@ -178,12 +183,55 @@ export function logEvents(logs: string[], event: string): Record<string, unknown
   return logs.map((line) => JSON.parse(line)).filter((entry) => entry.event === event);
 }
 
-/** Both job backends; the end-to-end suite runs under each. */
-export const BACKENDS: readonly JobBackend[] = ["kv-queue", "outbox"];
+/**
+ * Where the end-to-end suite runs: the two job backends on a local KV, and
+ * `outbox` on a remote KV over KV Connect (`kv-connect`: the test's own
+ * server, `tests/fakes/kv_connect/`, which the real Deno client talks to).
+ */
+export type TestBackend = JobBackend | "kv-connect";
 
-/** Registers `fn` once per job backend, with the backend in the test's name. */
-export function testBothBackends(name: string, fn: (backend: JobBackend) => Promise<void>) {
+/** Every setting the end-to-end suite runs under. */
+export const BACKENDS: readonly TestBackend[] = ["kv-queue", "outbox", "kv-connect"];
+
+/** The token of every test KV Connect server (Deno's client reads it from the environment). */
+export const KV_CONNECT_TOKEN = "test-kv-connect-token";
+
+/** Registers `fn` once per setting of {@linkcode BACKENDS}, named in the test's name. */
+export function testEveryBackend(name: string, fn: (backend: TestBackend) => Promise<void>) {
   for (const backend of BACKENDS) Deno.test(`${name} [${backend}]`, () => fn(backend));
+}
+
+/** A test's KV: the environment that points a bridge at it. */
+export interface TestKv extends AsyncDisposable {
+  env: Record<string, string>;
+  /** The KV Connect server, under `kv-connect`. */
+  server: Awaited<ReturnType<typeof startKvConnectServer>> | undefined;
+}
+
+/** The job backend a setting runs. */
+export const jobBackendOf = (backend: TestBackend): JobBackend =>
+  backend === "kv-connect" ? "outbox" : backend;
+
+/**
+ * The KV of a test under `backend`: the environment that points the bridge
+ * at it (a file in `dir`, or a KV Connect server started here), and what
+ * stops it. `JOB_BACKEND` is left to the bridge's own choice over KV Connect.
+ */
+export async function testKv(backend: TestBackend, dir?: string): Promise<TestKv> {
+  if (backend !== "kv-connect") {
+    return {
+      env: { JOB_BACKEND: backend, DENO_KV_PATH: dir ? `${dir}/bridge.kv` : ":memory:" },
+      server: undefined,
+      async [Symbol.asyncDispose]() {},
+    };
+  }
+  const server = await startKvConnectServer({ token: KV_CONNECT_TOKEN });
+  Deno.env.set("DENO_KV_ACCESS_TOKEN", KV_CONNECT_TOKEN);
+  return {
+    env: { DENO_KV_URL: server.url, DENO_KV_ACCESS_TOKEN: KV_CONNECT_TOKEN },
+    server,
+    [Symbol.asyncDispose]: () => server.close(),
+  };
 }
 
 /**

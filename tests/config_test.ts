@@ -99,3 +99,31 @@ Deno.test("config - PART_MARKERS: none by default, a bad value or too little roo
     "PART_MARKERS needs MAX_SMS_CHARS of at least 40: raise it or set none.",
   ]);
 });
+
+Deno.test("config - a remote KV (DENO_KV_URL) runs outbox, needs its token, and refuses kv-queue", () => {
+  const url = "https://api.deno.com/databases/0000/connect";
+  const remote = loadConfig({ ...VALID, DENO_KV_URL: url, DENO_KV_ACCESS_TOKEN: "ddp_token" });
+  assert.ok(remote.ok);
+  assert.equal(remote.config.jobBackend, "outbox", "KV Connect has no queues");
+  assert.equal(remote.config.kvPath, url);
+
+  const tokenless = loadConfig({ ...VALID, DENO_KV_URL: url });
+  assert.ok(!tokenless.ok);
+  assert.match(
+    tokenless.problems.join("\n"),
+    /^DENO_KV_ACCESS_TOKEN is missing: DENO_KV_URL needs it/,
+  );
+
+  const forced = loadConfig({
+    ...VALID,
+    DENO_KV_URL: url,
+    DENO_KV_ACCESS_TOKEN: "ddp_token",
+    JOB_BACKEND: "kv-queue",
+  });
+  assert.ok(!forced.ok);
+  assert.match(forced.problems.join("\n"), /JOB_BACKEND=kv-queue cannot run on DENO_KV_URL/);
+
+  const bad = loadConfig({ ...VALID, DENO_KV_URL: "denokv-host:4512", DENO_KV_ACCESS_TOKEN: "t" });
+  assert.ok(!bad.ok);
+  assert.match(bad.problems.join("\n"), /^DENO_KV_URL is invalid/);
+});

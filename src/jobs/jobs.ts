@@ -176,18 +176,20 @@ export function newRecord(message: InboundMessage, seq: number): MessageRecord {
 }
 
 /**
- * Picks the backend: `JOB_BACKEND` when set, else `outbox` on Deno Deploy
- * (`DENO_DEPLOY` set) and `kv-queue` elsewhere.
+ * Picks the backend: `JOB_BACKEND` when set, else `outbox` where KV has no
+ * queues (Deno Deploy, `DENO_DEPLOY` set; a remote KV over KV Connect,
+ * `DENO_KV_URL` set) and `kv-queue` elsewhere.
  *
  * @example
  * ```ts
  * chooseBackend({ DENO_DEPLOY: "1" }); // "outbox"
+ * chooseBackend({ DENO_KV_URL: "https://api.deno.com/databases/…/connect" }); // "outbox"
  * ```
  */
 export function chooseBackend(env: Record<string, string | undefined>): JobBackend {
   const forced = env.JOB_BACKEND?.trim();
   if (forced === "kv-queue" || forced === "outbox") return forced;
-  return env.DENO_DEPLOY ? "outbox" : "kv-queue";
+  return env.DENO_DEPLOY || env.DENO_KV_URL?.trim() ? "outbox" : "kv-queue";
 }
 
 /**

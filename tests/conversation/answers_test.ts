@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
 import { COMMAND_REPLIES, parseCommand } from "../../src/conversation/commands.ts";
 import { sessionKey } from "../../src/ayd/sessions.ts";
-import { logEvents, startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
 
 const USER = "whatsapp:+15551234567";
 
@@ -17,7 +17,7 @@ Deno.test("commands - whole messages only, any case", () => {
   ) assert.equal(parseCommand(text), undefined, text);
 });
 
-testBothBackends(
+testEveryBackend(
   "commands - reset drops the session and confirms; the next question opens a new one",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -38,7 +38,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("commands - help explains usage without asking AYD", async (backend) => {
+testEveryBackend("commands - help explains usage without asking AYD", async (backend) => {
   await using t = await startTestBridge({ backend });
   await t.sendWhatsApp({ Body: "/help" });
   const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -47,7 +47,7 @@ testBothBackends("commands - help explains usage without asking AYD", async (bac
   assert.equal(t.ayd.sessions.length, 0);
 });
 
-testBothBackends(
+testEveryBackend(
   "not text - a voice note, a sticker or a location gets the friendly note, AYD is not asked",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -71,7 +71,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("not text - a photo's caption counts as the question", async (backend) => {
+testEveryBackend("not text - a photo's caption counts as the question", async (backend) => {
   await using t = await startTestBridge({ backend });
   await t.sendWhatsApp({
     Body: "what is this order's status?",
@@ -84,7 +84,7 @@ testBothBackends("not text - a photo's caption counts as the question", async (b
   assert.equal(reply.body, "Answer to: what is this order's status?");
 });
 
-testBothBackends(
+testEveryBackend(
   "typing - shown for the inbound message while the answer is prepared",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -95,7 +95,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "typing - a refused indicator is logged and changes nothing else",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -108,14 +108,14 @@ testBothBackends(
   },
 );
 
-testBothBackends("typing - TYPING_INDICATOR=false turns it off", async (backend) => {
+testEveryBackend("typing - TYPING_INDICATOR=false turns it off", async (backend) => {
   await using t = await startTestBridge({ backend, env: { TYPING_INDICATOR: "false" } });
   await t.sendWhatsApp();
   await t.twilio.waitForMessages(USER, 1);
   assert.deepEqual(t.twilio.typing, []);
 });
 
-testBothBackends(
+testEveryBackend(
   "charts - an isImage event becomes a media message after its text; SQL is never shown",
   async (backend) => {
     await using t = await startTestBridge({ backend });

@@ -7,7 +7,7 @@ import {
   messageKey,
   type MessageRecord,
 } from "../../src/jobs/mod.ts";
-import { startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
 import { type FaultyKv, faultyKv } from "../_faulty_kv.ts";
 
 const USER = "whatsapp:+15551234567";
@@ -17,7 +17,7 @@ async function deadLetters(kv: Deno.Kv): Promise<DeadLetter[]> {
     .map((e) => e.value);
 }
 
-testBothBackends("failure - AYD too slow: the timeout text, and a dead letter", async (backend) => {
+testEveryBackend("failure - AYD too slow: the timeout text, and a dead letter", async (backend) => {
   await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "1000" } });
   t.ayd.onAsk(() => ({ kind: "hang" }));
   await t.sendWhatsApp();
@@ -27,7 +27,7 @@ testBothBackends("failure - AYD too slow: the timeout text, and a dead letter", 
   assert.match((await deadLetters(t.kv))[0].reason, /did not answer in time/);
 });
 
-testBothBackends("failure - AYD answers 500: the generic apology", async (backend) => {
+testEveryBackend("failure - AYD answers 500: the generic apology", async (backend) => {
   await using t = await startTestBridge({ backend });
   t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
   await t.sendWhatsApp();
@@ -35,7 +35,7 @@ testBothBackends("failure - AYD answers 500: the generic apology", async (backen
   assert.equal(reply.body, REPLIES.failure);
 });
 
-testBothBackends(
+testEveryBackend(
   "failure - AYD cuts the stream mid-answer: the generic apology",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -46,14 +46,14 @@ testBothBackends(
   },
 );
 
-testBothBackends("failure - AYD unreachable: the no-session text", async (backend) => {
+testEveryBackend("failure - AYD unreachable: the no-session text", async (backend) => {
   await using t = await startTestBridge({ backend, env: { AYD_BASE_URL: "http://127.0.0.1:9" } });
   await t.sendWhatsApp();
   const [reply] = await t.twilio.waitForMessages(USER, 1);
   assert.equal(reply.body, REPLIES.noSession);
 });
 
-testBothBackends(
+testEveryBackend(
   "failure - AYD refuses to open a session: the no-session text",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -65,7 +65,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "failure - the session callback sets no cookie: the no-session text",
   async (backend) => {
     await using t = await startTestBridge({ backend, ayd: { noCookie: true } });
@@ -75,7 +75,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("failure - renewal after a 401 fails: the conversation text", async (backend) => {
+testEveryBackend("failure - renewal after a 401 fails: the conversation text", async (backend) => {
   await using t = await startTestBridge({ backend });
   await t.sendWhatsApp({ Body: "first" });
   await t.twilio.waitForMessages(USER, 1);
@@ -86,7 +86,7 @@ testBothBackends("failure - renewal after a 401 fails: the conversation text", a
   assert.equal(replies[1].body, REPLIES.renewalFailed);
 });
 
-testBothBackends(
+testEveryBackend(
   "failure - a renewed token refused again: the conversation text, no loop",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -98,7 +98,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("twilio - 429 then 201 delivers exactly one reply", async (backend) => {
+testEveryBackend("twilio - 429 then 201 delivers exactly one reply", async (backend) => {
   await using t = await startTestBridge({ backend });
   t.twilio.failNext({ status: 429, code: 20429, message: "Too Many Requests" });
   await t.sendWhatsApp({ Body: "rate limited" });
@@ -108,7 +108,7 @@ testBothBackends("twilio - 429 then 201 delivers exactly one reply", async (back
   assert.equal(t.twilio.messages.length, 1);
 });
 
-testBothBackends(
+testEveryBackend(
   "twilio - 5xx until the retries run out: one apology and a dead letter",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -125,7 +125,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "twilio - a permanent 4xx is not retried; the user still hears back",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -139,7 +139,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "twilio - when even the apology fails, the job is a dead letter and nothing loops",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -155,7 +155,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "twilio - a reply Twilio took but answered too late reaches the user once",
   async (backend) => {
     await using t = await startTestBridge({ backend, twilioTimeoutMs: 300 });
@@ -173,7 +173,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "failure - a job whose progress cannot be saved is given up after five runs: one apology, a dead letter",
   async (backend) => {
     const faulty: { kv?: FaultyKv } = {};

@@ -10,14 +10,14 @@ import {
   FROM_NUMBER,
   logEvents,
   startTestBridge,
-  testBothBackends,
+  testEveryBackend,
   waitFor,
   words,
 } from "../_helpers.ts";
 
 const USER = "whatsapp:+15551234567";
 
-testBothBackends(
+testEveryBackend(
   "pipeline - a new user is answered and the session is reused by the next message",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -47,7 +47,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "pipeline - an expired token is renewed once and the question answered",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -69,7 +69,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("pipeline - a stale session still readable in KV is replaced", async (backend) => {
+testEveryBackend("pipeline - a stale session still readable in KV is replaced", async (backend) => {
   await using t = await startTestBridge({ backend });
   const now = Date.now();
   await t.kv.set(sessionKey("+15551234567"), {
@@ -83,7 +83,7 @@ testBothBackends("pipeline - a stale session still readable in KV is replaced", 
   assert.notEqual(t.ayd.asks[0].token, "stale-token");
 });
 
-testBothBackends(
+testEveryBackend(
   "pipeline - simultaneous first messages from one number end with one session",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -98,7 +98,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("pipeline - the cookie's Max-Age sets the session's expiry", async (backend) => {
+testEveryBackend("pipeline - the cookie's Max-Age sets the session's expiry", async (backend) => {
   await using t = await startTestBridge({ backend, ayd: { cookieMaxAgeSeconds: 3600 } });
   const before = Date.now();
   await t.sendWhatsApp();
@@ -108,7 +108,7 @@ testBothBackends("pipeline - the cookie's Max-Age sets the session's expiry", as
   assert.ok(ttl >= 3_600_000 && ttl < 3_660_000, `expiry ${ttl} ms from now`);
 });
 
-testBothBackends(
+testEveryBackend(
   "pipeline - a callback that redirects twice before setting the cookie still opens a session",
   async (backend) => {
     await using t = await startTestBridge({ backend, ayd: { callbackHops: 2 } });
@@ -118,7 +118,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "webhook - a duplicated MessageSid is acknowledged and answered once",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -137,7 +137,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "reply - a 5,000-character answer arrives in parts within MAX_SMS_CHARS, nothing lost",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -156,7 +156,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "reply - an answer ended by data: [DONE] on a connection kept open arrives at once",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "5000" } });
@@ -168,7 +168,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) => {
+testEveryBackend("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) => {
   await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "100" } });
   const answer = "Late orders by region: " + "north 12, south 7, east 3, west 9; ".repeat(12);
   t.ayd.onAsk(() => ({ kind: "answer", text: answer.trim() }));
@@ -181,7 +181,7 @@ testBothBackends("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) 
   for (const { body } of t.twilio.messages) assert.ok(body.length <= 100);
 });
 
-testBothBackends("reply - an empty answer gets the old app's wording", async (backend) => {
+testEveryBackend("reply - an empty answer gets the old app's wording", async (backend) => {
   await using t = await startTestBridge({ backend });
   t.ayd.onAsk(() => ({ kind: "answer", text: "  \n " }));
   await t.sendWhatsApp();
@@ -189,7 +189,7 @@ testBothBackends("reply - an empty answer gets the old app's wording", async (ba
   assert.equal(reply.body, REPLIES.empty);
 });
 
-testBothBackends("reply - a message with no text is not sent to AYD", async (backend) => {
+testEveryBackend("reply - a message with no text is not sent to AYD", async (backend) => {
   await using t = await startTestBridge({ backend });
   await t.sendWhatsApp({
     Body: "",
@@ -203,7 +203,7 @@ testBothBackends("reply - a message with no text is not sent to AYD", async (bac
   assert.equal(t.ayd.asks.length, 0);
 });
 
-testBothBackends(
+testEveryBackend(
   "logs - a whole conversation leaves no phone number, message text or secret in the logs",
   async (backend) => {
     await using t = await startTestBridge({ backend });

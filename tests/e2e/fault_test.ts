@@ -12,11 +12,13 @@ import {
   ACCOUNT_SID,
   API_KEY,
   AUTH_TOKEN,
+  BACKENDS,
   CHAT_ID,
   postForm,
   sign,
-  testBothBackends,
   testEnv,
+  testEveryBackend,
+  testKv,
   waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
@@ -44,10 +46,10 @@ async function deliver(url: string, params: Record<string, string>) {
   }
 }
 
-testBothBackends(
+testEveryBackend(
   "faults - 200 messages, random upstream failures and a SIGKILL: each answered once, in order",
   async (backend) => {
-    const seed = SEED + (backend === "outbox" ? 1 : 0);
+    const seed = SEED + BACKENDS.indexOf(backend);
     console.log(`fault test seed ${seed} [${backend}] (replay: FAULT_SEED=${SEED})`);
     const random = seeded(seed);
     const faults = {
@@ -87,11 +89,11 @@ testBothBackends(
     });
 
     const dir = await Deno.makeTempDir();
+    await using store = await testKv(backend, dir);
     const env = testEnv({
       AYD_BASE_URL: ayd.url,
       TWILIO_API_BASE_URL: twilio.url,
-      DENO_KV_PATH: `${dir}/bridge.kv`,
-      JOB_BACKEND: backend,
+      ...store.env,
       JOB_LEASE_MS: "1000",
       JOB_RETRY_BUDGET_MS: "60000",
       JOB_RETRY_BASE_MS: "50",
@@ -150,7 +152,7 @@ testBothBackends(
       }
       assert.ok(!twilio.messages.some((m) => m.body === REPLIES.failure), "no apology needed");
 
-      using kv = await Deno.openKv(`${dir}/bridge.kv`);
+      using kv = await Deno.openKv(store.server?.url ?? `${dir}/bridge.kv`);
       const count = async (prefix: Deno.KvKey) =>
         (await Array.fromAsync(kv.list({ prefix }))).length;
       assert.equal(await count(["queue"]), 0, "no job left pending");

@@ -12,7 +12,8 @@ import {
   testEnv,
   whatsAppParams,
 } from "../_helpers.ts";
-import { mainCommand as mainProcess, startMain } from "../_process.ts";
+import { freePort, mainCommand as mainProcess, startMain } from "../_process.ts";
+import { startKvConnectServer } from "../fakes/kv_connect/mod.ts";
 
 Deno.test("startup - missing and invalid variables stop it with one clear message", async () => {
   const { code, stdout, stderr } = await mainProcess({ PORT: "eighty", TWILIO_AUTH_TOKEN: "x" })
@@ -36,6 +37,37 @@ Deno.test("startup - an unopenable KV path stops it with a plain message", async
   assert.match(text, /^Cannot open the Deno KV database at \/proc\/nope\/bridge\.kv/);
   assert.match(text, /Set DENO_KV_PATH/);
   assert.doesNotMatch(text, /\n\s+at /);
+});
+
+Deno.test("startup - a KV Connect server that refuses the token stops it at once, naming the variable", async () => {
+  await using server = await startKvConnectServer({ token: "the-right-token" });
+  const { code, stderr } = await mainProcess(testEnv({
+    DENO_KV_URL: server.url,
+    DENO_KV_ACCESS_TOKEN: "a-wrong-token",
+  })).output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 1);
+  assert.match(text, /^Cannot open the KV Connect database at http:\/\/127\.0\.0\.1:\d+\//);
+  assert.match(text, /check DENO_KV_ACCESS_TOKEN/);
+  assert.doesNotMatch(text, /a-wrong-token|the-right-token/, "no token in the message");
+  assert.doesNotMatch(text, /\n\s+at /);
+  assert.equal(server.stats.metadataExchanges, 0);
+  assert.equal(server.stats.roundTrips, 1, "a refused token is not tried again");
+});
+
+Deno.test("startup - a KV Connect server that cannot be reached is tried a few times, then named", async () => {
+  const port = freePort(); // nothing listens there
+  const { code, stderr } = await mainProcess(testEnv({
+    DENO_KV_URL: `http://127.0.0.1:${port}`,
+    DENO_KV_ACCESS_TOKEN: "token",
+  })).output();
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 1);
+  assert.match(
+    text,
+    new RegExp(`^Cannot open the KV Connect database at http://127\\.0\\.0\\.1:${port}/`),
+  );
+  assert.match(text, /Check DENO_KV_URL \(is the server up and reachable from here\?\)/);
 });
 
 Deno.test("startup - main.ts answers a signed webhook end to end and stops on SIGTERM", async () => {

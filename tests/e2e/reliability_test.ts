@@ -13,7 +13,7 @@ import {
   newRecord,
 } from "../../src/jobs/mod.ts";
 import { addToLane, laneKey, leaseKey } from "../../src/jobs/lanes.ts";
-import { logEvents, startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
 const BOB = "whatsapp:+15557654321";
@@ -26,7 +26,7 @@ const lanePlace = (message: { phone: string; messageSid: string; receivedAt: num
   touchedAt: message.receivedAt,
 });
 
-testBothBackends(
+testEveryBackend(
   "order - three quick messages are answered in order, one at a time",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -51,7 +51,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("order - a slow number does not hold up another", async (backend) => {
+testEveryBackend("order - a slow number does not hold up another", async (backend) => {
   await using t = await startTestBridge({ backend });
   let releaseAlice = () => {};
   const aliceGate = new Promise<void>((resolve) => releaseAlice = resolve);
@@ -68,7 +68,7 @@ testBothBackends("order - a slow number does not hold up another", async (backen
   await t.twilio.waitForMessages(ALICE, 1);
 });
 
-testBothBackends(
+testEveryBackend(
   "retry - AYD 5xx, then an answer: the user gets only the answer",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: RETRYING });
@@ -86,7 +86,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("retry - a stream cut mid-answer is asked again", async (backend) => {
+testEveryBackend("retry - a stream cut mid-answer is asked again", async (backend) => {
   await using t = await startTestBridge({ backend, env: RETRYING });
   let calls = 0;
   t.ayd.onAsk(() =>
@@ -99,7 +99,7 @@ testBothBackends("retry - a stream cut mid-answer is asked again", async (backen
   assert.equal(reply.body, "The late orders are: 1001, 1002, 1003, 1004, 1005.");
 });
 
-testBothBackends(
+testEveryBackend(
   "retry - Twilio down longer than one send's retries: delivered once, later",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: RETRYING });
@@ -112,7 +112,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "retry - a spent budget ends in one apology and a dead letter with its reason",
   async (backend) => {
     await using t = await startTestBridge({
@@ -133,7 +133,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("retry - a permanent AYD refusal is not retried", async (backend) => {
+testEveryBackend("retry - a permanent AYD refusal is not retried", async (backend) => {
   await using t = await startTestBridge({ backend, env: RETRYING });
   t.ayd.onAsk(() => ({ kind: "status", status: 400 }));
   await t.sendWhatsApp();
@@ -142,7 +142,7 @@ testBothBackends("retry - a permanent AYD refusal is not retried", async (backen
   assert.equal(t.ayd.asks.length, 1);
 });
 
-testBothBackends(
+testEveryBackend(
   "once - a redelivered or swept job of an answered message does nothing",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -163,7 +163,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "resume - a job stopped after part 2 of 4 sends parts 3 and 4 only",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -203,7 +203,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "resume - a lane held by a process with no heartbeat is taken over at once",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -235,7 +235,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("limits - an endless answer is cut at 20 parts, and says so", async (backend) => {
+testEveryBackend("limits - an endless answer is cut at 20 parts, and says so", async (backend) => {
   await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "200" } });
   t.ayd.onAsk(() => ({ kind: "answer", text: "Row of results. ".repeat(2_000), chunkBytes: 4096 }));
   await t.sendWhatsApp();
@@ -249,7 +249,7 @@ testBothBackends("limits - an endless answer is cut at 20 parts, and says so", a
   assert.match(replies[19].body, /… \(answer cut: too long for WhatsApp\)$/);
 });
 
-testBothBackends(
+testEveryBackend(
   "limits - a message whose job keeps dying is given up with an apology",
   async (backend) => {
     await using t = await startTestBridge({ backend });

@@ -10,20 +10,21 @@ import {
   CHAT_ID,
   postForm,
   sign,
-  testBothBackends,
+  type TestBackend,
   testEnv,
+  testEveryBackend,
+  testKv,
   waitFor,
   whatsAppParams,
   words,
 } from "../_helpers.ts";
 import { LONG_REPORT } from "../fixtures/ayd_answers.ts";
 import { freePort, startMain } from "../_process.ts";
-import type { JobBackend } from "../../src/jobs/jobs.ts";
 
 const USER = "whatsapp:+15551234567";
 
 async function withServices(
-  backend: JobBackend,
+  backend: TestBackend,
   fn: (ctx: {
     ayd: FakeAyd;
     twilio: FakeTwilio;
@@ -34,11 +35,11 @@ async function withServices(
   await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
   await using twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
   const dir = await Deno.makeTempDir();
+  await using kv = await testKv(backend, dir);
   const env = testEnv({
     AYD_BASE_URL: ayd.url,
     TWILIO_API_BASE_URL: twilio.url,
-    DENO_KV_PATH: `${dir}/bridge.kv`,
-    JOB_BACKEND: backend,
+    ...kv.env,
     JOB_LEASE_MS: "1000",
     PORT: String(freePort()),
     LOG_LEVEL: "info",
@@ -56,7 +57,7 @@ async function withServices(
   }
 }
 
-testBothBackends(
+testEveryBackend(
   "shutdown - SIGTERM lets the answer under way finish; the next waits in KV",
   async (backend) => {
     await withServices(backend, async ({ ayd, twilio, env, send }) => {
@@ -86,7 +87,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "crash - killed mid-reply after part 2 of 4, restarted: parts 3 and 4 follow",
   async (backend) => {
     await withServices(backend, async ({ ayd, twilio, env, send }) => {
@@ -116,7 +117,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "crash - killed while AYD streams, after part 1 went out: restarted, a notice, no repeat",
   async (backend) => {
     await withServices(backend, async ({ ayd, twilio, env, send }) => {
@@ -147,7 +148,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "crash - killed while Twilio holds its answer to part 3 it already took: part 3 is found in its list, not sent again",
   async (backend) => {
     await withServices(backend, async ({ ayd, twilio, env, send }) => {
@@ -178,7 +179,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "crash - killed while Twilio holds its answer to the first streamed part: found, so a notice instead of a second ask",
   async (backend) => {
     await withServices(backend, async ({ ayd, twilio, env, send }) => {

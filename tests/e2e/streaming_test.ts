@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
 import { formatAnswer } from "../../src/whatsapp/format.ts";
-import { logEvents, startTestBridge, testBothBackends, waitFor, words } from "../_helpers.ts";
+import { logEvents, startTestBridge, testEveryBackend, waitFor, words } from "../_helpers.ts";
 import { ALL_ANSWERS, LONG_REPORT } from "../fixtures/ayd_answers.ts";
 
 const USER = "whatsapp:+15551234567";
 
-testBothBackends("stream - part 1 reaches WhatsApp while AYD is still writing", async (backend) => {
+testEveryBackend("stream - part 1 reaches WhatsApp while AYD is still writing", async (backend) => {
   await using t = await startTestBridge({ backend });
   const { promise: release, resolve } = Promise.withResolvers<void>();
   // Stop the stream once part 1 is complete and part 2 has begun.
@@ -31,7 +31,7 @@ testBothBackends("stream - part 1 reaches WhatsApp while AYD is still writing", 
   assert.equal(t.twilio.messages.length, expected.length, "no part twice");
 });
 
-testBothBackends(
+testEveryBackend(
   "stream - real answers arrive formatted, within the limit, complete",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "700" } });
@@ -57,7 +57,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "stream - cut after part 1 went out: a notice, no second question, a dead letter",
   async (backend) => {
     await using t = await startTestBridge({
@@ -79,7 +79,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("stream - PART_MARKERS=count numbers parts as they go", async (backend) => {
+testEveryBackend("stream - PART_MARKERS=count numbers parts as they go", async (backend) => {
   await using t = await startTestBridge({ backend, env: { PART_MARKERS: "count" } });
   t.ayd.onAsk(() => ({ kind: "answer", text: LONG_REPORT }));
   await t.sendWhatsApp({ From: USER });
@@ -89,7 +89,7 @@ testBothBackends("stream - PART_MARKERS=count numbers parts as they go", async (
   assert.ok(replies.every((m) => m.body.length <= 1600));
 });
 
-testBothBackends("stream - PART_MARKERS=total holds the parts for the total", async (backend) => {
+testEveryBackend("stream - PART_MARKERS=total holds the parts for the total", async (backend) => {
   await using t = await startTestBridge({ backend, env: { PART_MARKERS: "total" } });
   t.ayd.onAsk(() => ({ kind: "answer", text: LONG_REPORT }));
   await t.sendWhatsApp({ From: USER });
@@ -100,7 +100,7 @@ testBothBackends("stream - PART_MARKERS=total holds the parts for the total", as
   assert.equal(logEvents(t.logs, "reply.streamed").length, 0, "nothing went out early");
 });
 
-testBothBackends("stream - a short answer is one message without a marker", async (backend) => {
+testEveryBackend("stream - a short answer is one message without a marker", async (backend) => {
   await using t = await startTestBridge({ backend, env: { PART_MARKERS: "total" } });
   t.ayd.onAsk(() => ({ kind: "answer", text: "**37** late orders." }));
   await t.sendWhatsApp({ From: USER });
@@ -108,7 +108,7 @@ testBothBackends("stream - a short answer is one message without a marker", asyn
   assert.equal(reply.body, "*37* late orders.");
 });
 
-testBothBackends("stream - a failed early send is retried after the answer", async (backend) => {
+testEveryBackend("stream - a failed early send is retried after the answer", async (backend) => {
   await using t = await startTestBridge({ backend, env: { JOB_RETRY_BUDGET_MS: "60000" } });
   // Part 1's send fails for good while streaming (the client's own retries
   // included); the delivery after the answer sends it again, then part 2.
@@ -124,7 +124,7 @@ testBothBackends("stream - a failed early send is retried after the answer", asy
   assert.ok(logEvents(t.logs, "reply.failed").some((e) => e.streaming === true));
 });
 
-testBothBackends(
+testEveryBackend(
   "stream - an answer the Markdown parser fails on still arrives",
   async (backend) => {
     await using t = await startTestBridge({ backend });
@@ -141,7 +141,7 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "stream - an endless streamed answer: 19 parts early, the 20th says it was cut",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "200" } });

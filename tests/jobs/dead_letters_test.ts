@@ -4,26 +4,29 @@ import { fileURLToPath } from "node:url";
 import { REPLIES } from "../../src/conversation/answer.ts";
 import { listDeadLetters, retryDeadLetter } from "../../src/jobs/dead_letters.ts";
 import { deadLetterKey, messageKey } from "../../src/jobs/jobs.ts";
-import { startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { startTestBridge, testEveryBackend, testKv, waitFor } from "../_helpers.ts";
 
 const TASK = fileURLToPath(new URL("../../tasks/dead_letters.ts", import.meta.url));
 const USER = "whatsapp:+15551234567";
 
-async function task(kvPath: string, ...args: string[]) {
+/** Runs the task on a KV file (a path) or on the KV an environment names. */
+async function task(kv: string | Record<string, string>, ...args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-env", "--allow-read", "--allow-write", "--allow-net", TASK, ...args],
-    env: { DENO_KV_PATH: kvPath, NO_COLOR: "1" },
+    env: { ...(typeof kv === "string" ? { DENO_KV_PATH: kv } : kv), NO_COLOR: "1" },
     stdin: "null",
   }).output();
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code, out: decode(stdout), err: decode(stderr) };
 }
 
-testBothBackends("dead letters - listed by the task, retried, then answered", async (backend) => {
+testEveryBackend("dead letters - listed by the task, retried, then answered", async (backend) => {
   const dir = await Deno.makeTempDir();
-  const kvPath = `${dir}/bridge.kv`;
   try {
-    await using t = await startTestBridge({ backend, env: { DENO_KV_PATH: kvPath } });
+    await using kv = await testKv(backend, dir);
+    // The task reaches the same KV as the service, a file or over KV Connect.
+    const kvPath = kv.env;
+    await using t = await startTestBridge({ backend, kv });
     t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
     const sid = "SM" + "9".repeat(32);
     await t.sendWhatsApp({ MessageSid: sid, Body: "try me later" });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { createGroupCommit } from "../../src/jobs/_group_commit.ts";
-import { logEvents, startTestBridge, testBothBackends, waitFor } from "../_helpers.ts";
+import { costOf, createGroupCommit } from "../../src/jobs/_group_commit.ts";
+import { logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
 import { openTestKv } from "../_kv.ts";
 
 /** A KV whose commits are counted. */
@@ -88,7 +88,52 @@ Deno.test("group commit - an operation that throws rejects its caller only", asy
   kv.close();
 });
 
-testBothBackends(
+Deno.test("group commit - a group holds at most 10 checks, the most a denokv server allows", async () => {
+  const kv = await openTestKv();
+  const checksPerCommit: number[] = [];
+  const counted = new Proxy(kv, {
+    get(target, name) {
+      if (name !== "atomic") {
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return () => {
+        const op = target.atomic();
+        let checks = 0;
+        const check = op.check.bind(op);
+        op.check = (...c) => (checks += c.length, check(...c));
+        const commit = op.commit.bind(op);
+        op.commit = () => (checksPerCommit.push(checks), commit());
+        return op;
+      };
+    },
+  });
+  const group = createGroupCommit(counted);
+  // Operations shaped like the webhook's: two checks each.
+  const results = await Promise.all(Array.from({ length: 23 }, (_, i) =>
+    group.commit(
+      (op) =>
+        op.check({ key: ["m", i], versionstamp: null }, { key: ["n", i], versionstamp: null })
+          .set(["m", i], i).set(["n", i], i),
+      [`m${i}`],
+    )));
+  assert.ok(results.every((r) => r.ok), "none refused, even over KV Connect");
+  assert.ok(checksPerCommit.every((n) => n <= 10), `checks per commit: ${checksPerCommit}`);
+  assert.ok(checksPerCommit.some((n) => n === 10), "and groups are filled up to the limit");
+  kv.close();
+});
+
+Deno.test("group commit - what an operation costs is measured, not guessed", () => {
+  const small = costOf((op) =>
+    op.check({ key: ["a"], versionstamp: null }).set(["a"], { x: 1 }).sum(["n"], 1n).enqueue("t")
+  );
+  assert.equal(small.checks, 1);
+  assert.equal(small.mutations, 3, "a set, a sum and an enqueue");
+  const large = costOf((op) => op.set(["a"], "x".repeat(10_000)));
+  assert.ok(large.bytes > 10_000 && small.bytes < 100, `${small.bytes} and ${large.bytes} bytes`);
+});
+
+testEveryBackend(
   "webhook - a burst of retries of one message is answered once",
   async (backend) => {
     await using t = await startTestBridge({ backend });

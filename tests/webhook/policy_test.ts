@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { rateLimitNotice } from "../../src/conversation/answer.ts";
 import { loadConfig } from "../../src/config.ts";
 import { admit, parseAllowedNumbers } from "../../src/webhook/policy.ts";
-import { logEvents, startTestBridge, testBothBackends, testEnv, waitFor } from "../_helpers.ts";
+import {
+  logEvents,
+  startTestBridge,
+  testEnv,
+  testEveryBackend,
+  testKv,
+  waitFor,
+} from "../_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
 const MALLORY = "whatsapp:+15559999999";
@@ -28,7 +35,7 @@ Deno.test("policy - ALLOWED_NUMBERS is parsed leniently and bad entries stop sta
   assert.equal(silent.config.deniedReply, "");
 });
 
-testBothBackends(
+testEveryBackend(
   "allowlist - a number not on it never reaches AYD and hears once a day",
   async (backend) => {
     await using t = await startTestBridge({
@@ -53,7 +60,7 @@ testBothBackends(
   },
 );
 
-testBothBackends("allowlist - an empty DENIED_REPLY means silence", async (backend) => {
+testEveryBackend("allowlist - an empty DENIED_REPLY means silence", async (backend) => {
   await using t = await startTestBridge({
     backend,
     env: { ALLOWED_NUMBERS: "+15551234567", DENIED_REPLY: "" },
@@ -64,7 +71,7 @@ testBothBackends("allowlist - an empty DENIED_REPLY means silence", async (backe
   assert.equal(t.ayd.asks.length, 0);
 });
 
-testBothBackends(
+testEveryBackend(
   "rate limit - over the per-minute limit: not asked, one notice saying when",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: { RATE_LIMIT_PER_MINUTE: "2" } });
@@ -86,17 +93,19 @@ testBothBackends(
   },
 );
 
-testBothBackends(
+testEveryBackend(
   "rate limit - the per-day limit is shared by two instances on one KV file",
   async (backend) => {
     const dir = await Deno.makeTempDir();
     try {
-      const env = { DENO_KV_PATH: `${dir}/bridge.kv`, RATE_LIMIT_PER_DAY: "3" };
-      await using a = await startTestBridge({ backend, env });
+      await using kv = await testKv(backend, dir);
+      const env = { RATE_LIMIT_PER_DAY: "3" };
+      await using a = await startTestBridge({ backend, env, kv });
       // One AYD and one Twilio behind both, as in production: a session one
       // instance opened is good for the other.
       await using b = await startTestBridge({
         backend,
+        kv,
         env: { ...env, AYD_BASE_URL: a.ayd.url, TWILIO_API_BASE_URL: a.twilio.url },
       });
       for (const [t, body] of [[a, "a1"], [b, "b1"], [a, "a2"], [b, "b2"]] as const) {
