@@ -5,7 +5,7 @@
  */
 import { type Bridge, startBridge } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
-import { kvOpenError, openKv } from "./src/kv.ts";
+import { kvOpenError, openKv } from "./src/storage/mod.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
 import { scheduleSessionsExport } from "./src/ayd/mod.ts";
 
@@ -22,6 +22,8 @@ const log = createLogger({ level: config.logLevel });
 let bridge: Bridge | undefined;
 const opened: { kv?: Deno.Kv } = {};
 Deno.cron("sweep job lanes", "* * * * *", () => bridge?.sweep());
+// KV's own expiry is not used (its collector panics on a full disk): this prunes.
+Deno.cron("prune expired keys", "*/10 * * * *", () => bridge?.prune());
 const exportSessions = config.sessionsCsvPath
   ? scheduleSessionsExport({
     path: config.sessionsCsvPath,

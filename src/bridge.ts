@@ -12,6 +12,7 @@ import { createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
 import { adminRoutes } from "./console/mod.ts";
+import { createStorageHealth, openKv, pruneExpired } from "./storage/mod.ts";
 
 /** A running bridge. */
 export interface Bridge {
@@ -19,6 +20,8 @@ export interface Bridge {
   url: string;
   /** Looks at every lane with work; what the cron job calls. */
   sweep(): Promise<void>;
+  /** Deletes the keys whose time is up; a cron job calls it every 10 minutes. */
+  prune(): Promise<void>;
   /**
    * Stops taking webhooks and new jobs, lets jobs under way finish within
    * `SHUTDOWN_GRACE_MS`, then closes the KV; the rest stays durable.
@@ -59,7 +62,17 @@ export function startBridge(
     chatId: config.aydChatId,
     fetch: deps.fetch,
   };
-  const jobs = createJobs(kv, config.jobBackend);
+  // What every part hears of failing writes: /health, the console, the queue.
+  const storage = createStorageHealth();
+  storage.onChange((trouble) => {
+    if (trouble) return log.error("storage.failing", { reason: trouble });
+    log.info("storage.recovered");
+    void sweep(); // lanes that waited on storage errors go on now
+  });
+  const jobs = createJobs(kv, config.jobBackend, {
+    openQueue: () => openKv(config.kvPath),
+    health: storage,
+  });
   const statusCallback = statusCallbackUrl(config.twilioWebhookUrl, config.twilioStatusCallbackUrl);
   const sessions = createSessionStore(kv, {
     open: (phone, signal) => createAydSession(ayd, phone, { now: Date.now(), signal }),
@@ -75,13 +88,14 @@ export function startBridge(
     requestTimeoutMs: deps.twilioTimeoutMs,
     log,
   });
-  const presence = createPresence({ kv, ttlMs: config.jobLeaseMs, log });
+  const presence = createPresence({ kv, ttlMs: config.jobLeaseMs, log, health: storage });
   const runner = createLaneRunner({
     kv,
     log,
     schedule: jobs.schedule,
     concurrency: config.workerConcurrency,
     presence,
+    health: storage,
     retryBaseMs: config.jobRetryBaseMs,
     handler: createConversationHandler({
       kv,
@@ -111,6 +125,7 @@ export function startBridge(
     twilioAuthToken: config.twilioAuthToken,
     twilioWebhookUrl: config.twilioWebhookUrl,
     statusCallbackUrl: statusCallback,
+    storage,
     routes: {
       ...deps.routes,
       ...config.adminToken && {
@@ -121,6 +136,7 @@ export function startBridge(
           backend: jobs.backend,
           kick: (phone) => void runner.drain(phone),
           now: Date.now,
+          storageTrouble: storage.trouble,
         }),
       },
     },
@@ -143,8 +159,11 @@ export function startBridge(
       hint: "ALLOWED_NUMBERS is unset: anyone who knows the number can query your database",
     });
   }
-  const sweep = () =>
-    runner.sweep().catch((error) => log.error("sweep.failed", { reason: describeError(error) }));
+  function sweep(): Promise<void> {
+    return runner.sweep().catch((error) =>
+      log.error("sweep.failed", { reason: describeError(error) })
+    );
+  }
   // Work that an earlier run (or a crash) left in KV starts again once this
   // process has a heartbeat; a worker found dead later frees its lanes.
   let closing = false;
@@ -160,6 +179,16 @@ export function startBridge(
   return {
     url,
     sweep,
+    async prune() {
+      if (closing) return;
+      try {
+        const deleted = await pruneExpired(kv, Date.now());
+        if (deleted > 0) log.info("expiry.pruned", { keys: deleted });
+      } catch (error) {
+        storage.failed(error);
+        log.warn("expiry.failed", { reason: describeError(error) });
+      }
+    },
     async close() {
       closing = true;
       await server.shutdown();

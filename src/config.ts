@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { chooseBackend, type JobBackend } from "./jobs/mod.ts";
-import { resolveKvLocation } from "./kv.ts";
+import { resolveKvLocation } from "./storage/mod.ts";
 import { parseAllowedNumbers } from "./webhook/mod.ts";
 import type { LogLevel } from "./log.ts";
 import type { PartMarkers } from "./whatsapp/mod.ts";

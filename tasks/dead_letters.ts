@@ -10,7 +10,7 @@
  * DENO_KV_ACCESS_TOKEN), else DENO_KV_PATH, else data/bridge.kv.
  */
 import { chooseBackend, listDeadLetters, retryDeadLetter } from "../src/jobs/mod.ts";
-import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
+import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
 import { maskPhone } from "../src/log.ts";
 
 const USAGE = `Usage:

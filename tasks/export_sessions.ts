@@ -7,7 +7,7 @@
  * DENO_KV_ACCESS_TOKEN, e.g. a Deno Deploy database), else DENO_KV_PATH,
  * else data/bridge.kv.
  */
-import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
+import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
 import { exportSessionsCsv, writeFileAtomically } from "../src/ayd/mod.ts";
 
 const USAGE = "Usage: deno task export-sessions [--out PATH|-]   (default: ayd_sessions.csv)";

@@ -4,7 +4,7 @@
  * are skipped, bad rows reported with their line, and importing twice
  * changes nothing. KV is found as the service finds it (see export_sessions.ts).
  */
-import { kvOpenError, openKv, resolveKvLocation } from "../src/kv.ts";
+import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
 import { importSessionsCsv } from "../src/ayd/mod.ts";
 
 if (Deno.args.length !== 1 || Deno.args[0].startsWith("-")) {

@@ -7,7 +7,7 @@ import twilio from "twilio";
 import { type Bridge, startBridge } from "../src/bridge.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { JobBackend } from "../src/jobs/jobs.ts";
-import { openKv } from "../src/kv.ts";
+import { openKv } from "../src/storage/mod.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";

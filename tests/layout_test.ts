@@ -15,15 +15,22 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
  */
 export const ALLOWED: Record<string, readonly string[]> = {
   "src/log.ts": [],
-  "src/kv.ts": [],
   "src/backoff.ts": [],
-  "src/jobs": ["src/log.ts", "src/kv.ts", "src/backoff.ts"],
-  "src/ayd": ["src/log.ts"],
+  "src/storage": ["src/log.ts"],
+  "src/jobs": ["src/storage", "src/log.ts", "src/backoff.ts"],
+  "src/ayd": ["src/storage", "src/log.ts"],
   "src/whatsapp": ["src/log.ts", "src/backoff.ts"],
-  "src/webhook": ["src/jobs", "src/log.ts"],
-  "src/conversation": ["src/jobs", "src/ayd", "src/whatsapp", "src/log.ts", "src/backoff.ts"],
-  "src/console": ["src/jobs", "src/ayd", "src/webhook", "src/log.ts"],
-  "src/config.ts": ["src/jobs", "src/webhook", "src/whatsapp", "src/kv.ts", "src/log.ts"],
+  "src/webhook": ["src/jobs", "src/storage", "src/log.ts"],
+  "src/conversation": [
+    "src/jobs",
+    "src/ayd",
+    "src/whatsapp",
+    "src/storage",
+    "src/log.ts",
+    "src/backoff.ts",
+  ],
+  "src/console": ["src/jobs", "src/ayd", "src/webhook", "src/storage", "src/log.ts"],
+  "src/config.ts": ["src/jobs", "src/webhook", "src/whatsapp", "src/storage", "src/log.ts"],
   "src/bridge.ts": [
     "src/webhook",
     "src/jobs",
@@ -31,11 +38,12 @@ export const ALLOWED: Record<string, readonly string[]> = {
     "src/ayd",
     "src/whatsapp",
     "src/console",
+    "src/storage",
     "src/config.ts",
     "src/log.ts",
     "src/backoff.ts",
   ],
-  "src/sandbox": ["src/bridge.ts", "src/config.ts", "src/kv.ts", "src/log.ts"],
+  "src/sandbox": ["src/bridge.ts", "src/config.ts", "src/storage", "src/log.ts"],
 };
 
 /** The unit a project file belongs to: `src/jobs`, `src/log.ts`, `tests/jobs`, `main.ts` … */

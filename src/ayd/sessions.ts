@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { expireAt } from "../storage/mod.ts";
 import type { AydToken } from "./client.ts";
 
 /** A stored AYD session; times are Unix milliseconds. */
@@ -78,11 +79,8 @@ export function createSessionStore(
   ): Promise<AydSession> {
     const opened = await deps.open(phone, signal);
     const session: AydSession = { ...opened, createdAt: now() };
-    const ttl = Math.ceil(Math.max(1_000, session.expiresAt - now()));
-    const result = await kv.atomic()
-      .check(current)
-      .set(sessionKey(phone), session, { expireIn: ttl })
-      .commit();
+    const op = kv.atomic().check(current).set(sessionKey(phone), session);
+    const result = await expireAt(op, sessionKey(phone), session.expiresAt).commit();
     if (result.ok) return session;
     // Another instance stored one first: use it, so the number keeps one.
     const winner = await kv.get<AydSession>(sessionKey(phone));

@@ -8,6 +8,7 @@
  */
 import { parse } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
+import { expireAt } from "../storage/mod.ts";
 import { type AydSession, sessionKey } from "./sessions.ts";
 
 /** The file's columns, in the old app's order. */
@@ -247,11 +248,8 @@ async function store(
     const current = await kv.get<AydSession>(sessionKey(phone));
     const live = current.value && current.value.expiresAt > now ? current.value : undefined;
     if (live && live.expiresAt >= value.expiresAt) return "unchanged";
-    const result = await kv.atomic().check(current)
-      .set(sessionKey(phone), value, {
-        expireIn: Math.ceil(Math.max(1_000, value.expiresAt - now)),
-      })
-      .commit();
+    const op = kv.atomic().check(current).set(sessionKey(phone), value);
+    const result = await expireAt(op, sessionKey(phone), value.expiresAt).commit();
     if (result.ok) return "imported";
   }
   return "unchanged";

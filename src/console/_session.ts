@@ -8,6 +8,7 @@
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { expireAt } from "../storage/mod.ts";
 import { sameSecret, sha256Hex } from "./_auth.ts";
 
 /** The cookie's name. */
@@ -43,7 +44,8 @@ function randomToken(): string {
 export async function startSession(kv: Deno.Kv, c: Context, now: number): Promise<void> {
   const id = randomToken();
   const session: ConsoleSession = { csrf: randomToken(), expiresAt: now + SESSION_TTL_MS };
-  await kv.set(sessionKey(id), session, { expireIn: SESSION_TTL_MS });
+  await expireAt(kv.atomic().set(sessionKey(id), session), sessionKey(id), session.expiresAt)
+    .commit();
   setCookie(c, SESSION_COOKIE, id, {
     path: "/admin",
     httpOnly: true,

@@ -98,7 +98,13 @@ export const LoginPage: FC<{ problem?: "wrong" | "locked"; retryAfter?: number }
  * c.html(<OverviewPage csrf={session.csrf} backend="kv-queue" overview={overview} />);
  * ```
  */
-export const OverviewPage: FC<{ csrf: string; backend: JobBackend; overview: Overview }> = (p) => {
+export const OverviewPage: FC<{
+  csrf: string;
+  backend: JobBackend;
+  overview: Overview;
+  /** Why KV cannot be written right now, if it cannot. */
+  storageTrouble?: string;
+}> = (p) => {
   if (!p.overview.ok) {
     return (
       <Layout title="Overview" csrf={p.csrf}>
@@ -115,7 +121,10 @@ export const OverviewPage: FC<{ csrf: string; backend: JobBackend; overview: Ove
       <section id="health">
         <h2>Health</h2>
         <table>
-          <Row name="Status" value="ok" />
+          <Row
+            name="Status"
+            value={p.storageTrouble ? `degraded: writes fail (${p.storageTrouble})` : "ok"}
+          />
           <Row name="Job backend" value={p.backend} />
           <Row name="Pending jobs" value={counted(stats.pendingJobs)} />
           <Row name="Dead letters" value={counted(stats.deadLetters)} />

@@ -30,6 +30,8 @@ export interface AdminDeps {
   /** Starts the lane of `phone` now, so a retried message need not wait for a sweep. */
   kick: (phone: string) => void;
   now: () => number;
+  /** Why KV cannot be written right now, if it cannot; the overview shows it. */
+  storageTrouble?: () => string | undefined;
 }
 
 /**

@@ -36,6 +36,8 @@ export interface ConsoleDeps {
   backend: JobBackend;
   kick: (phone: string) => void;
   now: () => number;
+  /** Why KV cannot be written right now, if it cannot. */
+  storageTrouble?: () => string | undefined;
   lockout: Lockout;
   isAdminToken: (given: string) => boolean;
 }
@@ -100,7 +102,12 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
     const overview = await readOverview(kv, deps.now());
     const csrf = c.get("session").csrf;
     return c.html(
-      <OverviewPage csrf={csrf} backend={deps.backend} overview={overview} />,
+      <OverviewPage
+        csrf={csrf}
+        backend={deps.backend}
+        overview={overview}
+        storageTrouble={deps.storageTrouble?.()}
+      />,
       overview.ok ? 200 : 503,
     );
   });

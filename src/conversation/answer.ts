@@ -9,6 +9,7 @@ import { type AydAnswer, AydError, type SessionStore } from "../ayd/mod.ts";
 import { COMMAND_REPLIES, parseCommand } from "./commands.ts";
 import type { MessageRecord } from "../jobs/mod.ts";
 import { describeError, type Logger } from "../log.ts";
+import { expireAt } from "../storage/mod.ts";
 
 /** What users read when there is no answer to give. */
 export const REPLIES = {
@@ -38,8 +39,8 @@ async function refusalNotice(
     ? Math.floor(record.receivedAt / 86_400_000)
     : refusal.until;
   const key = ["notices", record.phone, refusal.kind, window];
-  const first = await kv.atomic().check({ key, versionstamp: null })
-    .set(key, true, { expireIn: 2 * 86_400_000 }).commit();
+  const claim = kv.atomic().check({ key, versionstamp: null }).set(key, true);
+  const first = await expireAt(claim, key, record.receivedAt + 2 * 86_400_000).commit();
   const text = !first.ok ? "" : refusal.kind === "denied" ? deniedReply : rateLimitNotice(refusal);
   return { text, outcome: refusal.kind };
 }

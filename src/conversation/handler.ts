@@ -15,6 +15,7 @@ import {
   type DeadLetter,
   deadLetterKey,
   type Disposition,
+  expiresAtOf,
   failuresKey,
   type Lease,
   MESSAGE_TTL_MS,
@@ -33,6 +34,7 @@ import {
   TwilioSendError,
   type WhatsAppSender,
 } from "../whatsapp/mod.ts";
+import { expireAt } from "../storage/mod.ts";
 
 /** How long and how often a message's job may be retried. */
 export interface JobRetry extends Backoff {
@@ -80,11 +82,12 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
 
   /** Saves `record` under the lease, with any extra mutations. */
   const save = (lease: Lease, record: MessageRecord, extra = (op: Deno.AtomicOperation) => op) =>
-    lease.commit((op) =>
-      extra(op.set(messageKey(record.messageSid), { ...record, savedAt: now() }, {
-        expireIn: MESSAGE_TTL_MS,
-      }))
-    );
+    lease.commit((op) => {
+      const key = messageKey(record.messageSid);
+      // The same index entry as at acceptance: records of earlier versions get theirs.
+      const expiresAt = expiresAtOf(record);
+      return extra(expireAt(op.set(key, { ...record, expiresAt, savedAt: now() }), key, expiresAt));
+    });
 
   /** A later attempt, if the budget allows one. */
   function retryAt(record: MessageRecord): number | undefined {
@@ -123,7 +126,8 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         attempts: record.attempt,
         failedAt: now(),
       };
-      return op.set(deadLetterKey(record.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
+      const key = deadLetterKey(record.messageSid);
+      return expireAt(op.set(key, letter), key, now() + MESSAGE_TTL_MS);
     };
   }
 
@@ -375,15 +379,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       const takeOut = (op: Deno.AtomicOperation) => {
         op.delete(item.queueKey).delete(failuresKey(item.messageSid));
         for (let i = 0; i < (record?.parts ?? 0); i++) op.delete(replyPartKey(item.messageSid, i));
-        return count(op, "failed", now())
-          .set(deadLetterKey(item.messageSid), letter, { expireIn: MESSAGE_TTL_MS });
+        const key = deadLetterKey(item.messageSid);
+        return expireAt(count(op, "failed", now()).set(key, letter), key, now() + MESSAGE_TTL_MS);
       };
       const failed = record && { ...record, state: "failed" as const, outcome: "failed" as const };
       // The record itself may be what cannot be written (a value over KV's limit).
       const out = await lease.commit((op) =>
-        failed
-          ? takeOut(op).set(messageKey(item.messageSid), failed, { expireIn: MESSAGE_TTL_MS })
-          : takeOut(op)
+        failed ? takeOut(op).set(messageKey(item.messageSid), failed) : takeOut(op)
       ).catch(() => lease.commit(takeOut));
       if (!out) return;
       log.warn("job.abandoned", { ...fields, reason });

@@ -1,15 +1,15 @@
 /**
- * How work reaches the worker. An accepted message is recorded, given the
- * next place in its sender's lane and (on `kv-queue`) announced, in one
- * atomic KV commit that also refuses a `MessageSid` seen before. Two
- * backends carry the announcements: `kv-queue` (`kv.enqueue` /
- * `kv.listenQueue`) and `outbox` (in-process start plus a cron sweep) for
- * Deno Deploy, which has no queues. Either way the message is started in
- * this process at once; the announcement is what a restart relies on.
+ * How work reaches the worker. An accepted message is recorded and given the
+ * next place in its sender's lane in one atomic KV commit that also refuses
+ * a `MessageSid` seen before, and its lane starts in this process at once.
+ * Two backends schedule later looks (a retry's): `kv-queue` on KV's queue
+ * (`kv.enqueue` / `kv.listenQueue`), `outbox` with timers and cron sweeps,
+ * for where KV has no queues (Deno Deploy, KV Connect).
  *
  * @module
  */
 import { createGroupCommit, type GroupCommit } from "./_group_commit.ts";
+import { expireAt, type StorageHealth } from "../storage/mod.ts";
 import { addToLane, laneKey } from "./lanes.ts";
 
 /** The job backends. */
@@ -56,6 +56,8 @@ export interface MessageRecord extends InboundMessage {
   lastError?: string;
   /** When this record was last saved (Unix ms): a send after it may have reached Twilio. */
   savedAt?: number;
+  /** When it is forgotten (Unix ms), and its `MessageSid` with it. */
+  expiresAt?: number;
   /**
    * Since when (Unix ms) a send of part `sentParts` may have reached Twilio
    * although it failed (its outcome was unknown): look before resending.
@@ -72,6 +74,8 @@ export interface MessageRecord extends InboundMessage {
 export interface NumberState {
   seq: number;
   rate?: unknown;
+  /** When it is forgotten, unless the number writes again (Unix ms). */
+  expiresAt?: number;
 }
 
 /** The KV key of a number's state. */
@@ -118,9 +122,13 @@ export function enqueueMessage(
   rate: unknown = number.value?.rate,
 ): Deno.AtomicOperation {
   const seq = Math.max((number.value?.seq ?? 0) + 1, message.receivedAt);
-  const state: NumberState = rate === undefined ? { seq } : { seq, rate };
-  op.check(number).set(numberKey(message.phone), state, { expireIn: NUMBER_TTL_MS })
-    .set(messageKey(message.messageSid), newRecord(message, seq), { expireIn: MESSAGE_TTL_MS });
+  const expiresAt = message.receivedAt + NUMBER_TTL_MS;
+  const state: NumberState = rate === undefined ? { seq, expiresAt } : { seq, rate, expiresAt };
+  const record = newRecord(message, seq);
+  op.check(number).set(numberKey(message.phone), state)
+    .set(messageKey(message.messageSid), record);
+  expireAt(op, numberKey(message.phone), expiresAt);
+  expireAt(op, messageKey(message.messageSid), record.expiresAt!);
   return addToLane(op, {
     phone: message.phone,
     seq,
@@ -172,8 +180,13 @@ export const deadLetterKey = (sid: string): Deno.KvKey => ["dead_letters", sid];
 
 /** A fresh record for an accepted message at place `seq` of its lane. */
 export function newRecord(message: InboundMessage, seq: number): MessageRecord {
-  return { ...message, seq, state: "queued", attempt: 0, nextAttemptAt: 0 };
+  const expiresAt = message.receivedAt + MESSAGE_TTL_MS;
+  return { ...message, seq, state: "queued", attempt: 0, nextAttemptAt: 0, expiresAt };
 }
+
+/** When a record is forgotten: `MESSAGE_TTL_MS` after its arrival. */
+export const expiresAtOf = (record: MessageRecord): number =>
+  record.expiresAt ?? record.receivedAt + MESSAGE_TTL_MS;
 
 /**
  * Picks the backend: `JOB_BACKEND` when set, else `outbox` where KV has no
@@ -192,8 +205,25 @@ export function chooseBackend(env: Record<string, string | undefined>): JobBacke
   return env.DENO_DEPLOY || env.DENO_KV_URL?.trim() ? "outbox" : "kv-queue";
 }
 
+/** What a backend may use beyond the KV itself. */
+export interface JobsOptions {
+  /**
+   * `kv-queue`: opens the handle its queue listens on (the same database
+   * opened again). Kept apart so that the listener can be stopped while
+   * writes fail: Deno's SQLite queue panics when it takes a message off a
+   * full disk. Default: the queue of `kv`, never stopped.
+   */
+  openQueue?: () => Promise<Deno.Kv>;
+  /** Says when writes fail and work again; `kv-queue` listens only while they work. */
+  health?: StorageHealth;
+}
+
 /**
- * Creates the chosen backend on `kv`.
+ * Creates the chosen backend on `kv`. Both start an accepted message's lane
+ * in this process at once (the message is durable; a sweep finds it after a
+ * crash); they differ in how a later look is scheduled: `kv-queue` puts a
+ * delayed message on KV's queue, which survives a restart, `outbox` sets a
+ * timer, and the sweeps cover a restart.
  *
  * @example
  * ```ts
@@ -201,21 +231,57 @@ export function chooseBackend(env: Record<string, string | undefined>): JobBacke
  * await jobs.submit(message, { number: await kv.get(numberKey(message.phone)) }); // "queued"
  * ```
  */
-export function createJobs(kv: Deno.Kv, backend: JobBackend): Jobs {
+export function createJobs(kv: Deno.Kv, backend: JobBackend, options: JobsOptions = {}): Jobs {
   // Webhooks that arrive together are committed together.
   const group = createGroupCommit(kv);
-  return backend === "kv-queue" ? kvQueueJobs(kv, group) : outboxJobs(kv, group);
+  let drain: DrainLane | undefined;
+  let closed = false;
+  let stopped: () => void = () => {};
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const start = (phone: string) => {
+    // The webhook does not wait: the record is durable and the sweep retries.
+    if (drain && !closed) drain(phone).catch(() => {});
+  };
+  const later = (phone: string, delayMs: number) => {
+    if (closed) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      start(phone);
+    }, Math.max(0, delayMs));
+    timers.add(timer);
+  };
+  const queue = backend === "kv-queue" ? durableQueue(kv, options, start) : undefined;
+  return {
+    backend,
+    async submit(message, submitted) {
+      const result = await accept(group, message, submitted);
+      if (!result.ok) return await rejection(kv, message);
+      start(message.phone);
+      return "queued";
+    },
+    listen(drainLane) {
+      drain = drainLane;
+      queue?.start();
+      return new Promise<void>((resolve) => stopped = resolve);
+    },
+    async schedule(phone, delayMs) {
+      if (closed) return;
+      if (!(await queue?.enqueue(phone, delayMs))) later(phone, delayMs);
+    },
+    close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      queue?.stop();
+      stopped();
+    },
+  };
 }
 
 type Submit = Jobs["submit"];
 
-/** The commit shared by both backends, with its optional announcement. */
-function accept(
-  group: GroupCommit,
-  message: InboundMessage,
-  options: Parameters<Submit>[1],
-  announce: (op: Deno.AtomicOperation) => Deno.AtomicOperation = (op) => op,
-) {
+/** The commit shared by both backends. */
+function accept(group: GroupCommit, message: InboundMessage, options: Parameters<Submit>[1]) {
   const key = messageKey(message.messageSid);
   return group.commit((op) => {
     const accepted = enqueueMessage(
@@ -224,7 +290,7 @@ function accept(
       options.number,
       options.rate,
     );
-    return announce(options.extra ? options.extra(accepted) : accepted);
+    return options.extra ? options.extra(accepted) : accepted;
   }, [message.messageSid, message.phone]);
 }
 
@@ -234,81 +300,74 @@ async function rejection(kv: Deno.Kv, message: InboundMessage) {
   return seen.versionstamp === null ? "conflict" : "duplicate";
 }
 
-function kvQueueJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
+/**
+ * KV's queue for later looks at a lane, listened to on its own handle while
+ * writes work, and not at all while they fail (the timers stand in).
+ */
+function durableQueue(kv: Deno.Kv, options: JobsOptions, start: (phone: string) => void) {
   const trigger = (phone: string): LaneTrigger => ({ kind: "lane", phone });
-  let startHere: DrainLane | undefined;
-  return {
-    backend: "kv-queue",
-    async submit(message, options) {
-      const result = await accept(
-        group,
-        message,
-        options,
-        (op) => op.enqueue(trigger(message.phone)),
-      );
-      if (!result.ok) return await rejection(kv, message);
-      // Start at once instead of waiting for KV to deliver the queue message,
-      // which stays the durable trigger.
-      startHere?.(message.phone).catch(() => {});
-      return "queued";
-    },
-    listen(drain) {
-      startHere = drain;
-      return kv.listenQueue(async (payload: unknown) => {
-        const lane = payload as LaneTrigger | null;
-        if (lane?.kind !== "lane" || typeof lane.phone !== "string") return;
-        // Most triggers find their message answered by the in-process start:
-        // one read tells, where a drain would take and give back the lease.
-        if ((await kv.get(laneKey(lane.phone))).versionstamp === null) return;
-        // Not awaited: a handler that waited for the lane's run would hold
-        // one of the queue's few dispatch slots for a whole answer.
-        drain(lane.phone).catch(() => {});
-      });
-    },
-    async schedule(phone, delayMs) {
-      await kv.enqueue(trigger(phone), { delay: Math.max(0, Math.round(delayMs)) });
-    },
-    close() {
-      startHere = undefined; // kv.close() ends listenQueue
-    },
-  };
-}
+  let handle: Deno.Kv | undefined;
+  let opening: Promise<void> | undefined;
+  let stopped = false;
+  let unsubscribe = () => {};
 
-function outboxJobs(kv: Deno.Kv, group: GroupCommit): Jobs {
-  let drain: DrainLane | undefined;
-  let stopped: () => void = () => {};
-  let closed = false;
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  const start = (phone: string) => {
-    // The webhook does not wait: the record is durable and the sweep retries.
-    if (drain && !closed) drain(phone).catch(() => {});
+  const listen = (queueKv: Deno.Kv) =>
+    queueKv.listenQueue(async (payload: unknown) => {
+      const lane = payload as LaneTrigger | null;
+      if (lane?.kind !== "lane" || typeof lane.phone !== "string") return;
+      // A look that finds the lane empty costs one read, not a lease.
+      if ((await kv.get(laneKey(lane.phone))).versionstamp === null) return;
+      // Not awaited: a handler that waited for the lane's run would hold
+      // one of the queue's few dispatch slots for a whole answer.
+      start(lane.phone);
+    }).catch(() => {});
+
+  const open = () =>
+    opening ??= (async () => {
+      try {
+        const queueKv = options.openQueue ? await options.openQueue() : kv;
+        if (stopped || options.health?.trouble()) return closeHandle(queueKv);
+        handle = queueKv;
+        listen(queueKv);
+      } catch (error) {
+        options.health?.failed(error);
+      } finally {
+        opening = undefined;
+      }
+    })();
+
+  function closeHandle(queueKv: Deno.Kv | undefined) {
+    // The shared handle is the caller's to close.
+    if (queueKv && queueKv !== kv) queueKv.close();
+  }
+
+  const close = () => {
+    const queueKv = handle;
+    handle = undefined;
+    closeHandle(queueKv);
   };
+
   return {
-    backend: "outbox",
-    async submit(message, options) {
-      const result = await accept(group, message, options);
-      if (!result.ok) return await rejection(kv, message);
-      start(message.phone);
-      return "queued";
+    start() {
+      unsubscribe = options.health?.onChange((trouble) => trouble ? close() : open()) ??
+        (() => {});
+      open();
     },
-    listen(drainLane) {
-      drain = drainLane;
-      return new Promise<void>((resolve) => stopped = resolve);
+    /** Resolves false when the queue cannot take it now (use a timer). */
+    async enqueue(phone: string, delayMs: number): Promise<boolean> {
+      if (!handle) return false;
+      try {
+        await handle.enqueue(trigger(phone), { delay: Math.max(0, Math.round(delayMs)) });
+        return true;
+      } catch (error) {
+        options.health?.failed(error);
+        return false;
+      }
     },
-    schedule(phone, delayMs) {
-      if (closed) return Promise.resolve();
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        start(phone);
-      }, Math.max(0, delayMs));
-      timers.add(timer);
-      return Promise.resolve();
-    },
-    close() {
-      closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      stopped();
+    stop() {
+      stopped = true;
+      unsubscribe();
+      close();
     },
   };
 }

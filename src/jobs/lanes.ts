@@ -12,7 +12,8 @@
  * lasts as long as that process's heartbeat (`presence.ts`). So a process
  * pays one write per heartbeat for all its lanes, a slow answer is never
  * taken over while its process lives, and a dead process's lanes are free
- * as soon as it is known to be dead.
+ * as soon as it is known to be dead. A lease whose holder died with its lane
+ * idle stays (one small key) until the number writes again.
  *
  * @module
  */
@@ -40,9 +41,6 @@ export const queueKey = (phone: string, seq: number, sid: string): Deno.KvKey =>
 ];
 export const laneKey = (phone: string): Deno.KvKey => ["lanes", phone];
 export const leaseKey = (phone: string): Deno.KvKey => ["leases", phone];
-
-/** How long a lease key lingers when nobody releases it (its holder died and the lane went idle). */
-const LEASE_KEY_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 /**
  * Adds to `op` the mutations that put a message at the back of its lane,
@@ -133,9 +131,7 @@ export async function acquireLease(
   }
   const taken = await kv.atomic()
     .check(current)
-    .set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue, {
-      expireIn: LEASE_KEY_TTL_MS,
-    })
+    .set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue)
     .commit();
   if (!taken.ok) {
     const winner = await kv.get<LeaseValue>(leaseKey(phone));

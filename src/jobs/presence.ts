@@ -19,6 +19,7 @@
  * @module
  */
 import { describeError, type Logger } from "../log.ts";
+import type { StorageHealth } from "../storage/mod.ts";
 
 /** The KV key of one process's heartbeat. */
 export const workerKey = (id: string): Deno.KvKey => ["workers", id];
@@ -73,6 +74,8 @@ export function createPresence(deps: {
   kv: Deno.Kv;
   ttlMs: number;
   log: Logger;
+  /** Told of every heartbeat: it is the write that shows whether KV can be written. */
+  health?: StorageHealth;
   /** A monotonic clock in ms (default `performance.now`). */
   clock?: () => number;
   /** Wall-clock time, only written for operators. */
@@ -105,9 +108,10 @@ export function createPresence(deps: {
           const value: WorkerValue = { beatAt: now(), startedAt };
           const result = await kv.atomic()
             .check({ key: workerKey(id), versionstamp })
-            .set(workerKey(id), value, { expireIn: ttlMs * 10 })
+            .set(workerKey(id), value)
             .commit();
           if (result.ok) {
+            deps.health?.succeeded();
             versionstamp = result.versionstamp;
             // Others saw this write no earlier than it started.
             beatAt = startedBeat;
@@ -118,6 +122,7 @@ export function createPresence(deps: {
         }
         return false;
       } catch (error) {
+        deps.health?.failed(error);
         log.warn("worker.heartbeat_failed", { reason: describeError(error) });
         return false;
       } finally {

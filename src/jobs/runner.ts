@@ -5,7 +5,7 @@
  * @module
  */
 import { backoffDelay } from "../backoff.ts";
-import { isStorageError } from "../kv.ts";
+import { expireAt, isStorageError, type StorageHealth } from "../storage/mod.ts";
 import { describeError, type Logger, maskPhone } from "../log.ts";
 import { MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { acquireLease, headOfLane, laneKey, type Lease, pendingLanes } from "./lanes.ts";
@@ -56,6 +56,8 @@ export interface RunnerDeps {
   concurrency: number;
   presence: Presence;
   log: Logger;
+  /** Told of storage errors, so that health and the queue hear of them at once. */
+  health?: StorageHealth;
   /** Runs of one message that may throw before it is given up (default 5). */
   failureBudget?: number;
   /** Delay before a run that threw is tried again, doubling up to 30 s (default 1 s). */
@@ -106,7 +108,7 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
   async function countFailure(sid: string): Promise<number> {
     const key = failuresKey(sid);
     const count = ((await kv.get<number>(key)).value ?? 0) + 1;
-    await kv.set(key, count, { expireIn: MESSAGE_TTL_MS });
+    await expireAt(kv.atomic().set(key, count), key, now() + MESSAGE_TTL_MS).commit();
     return count;
   }
 
@@ -197,6 +199,7 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
       // KV trouble: the lane stays durable; look again once it may have passed.
       const times = (storageTrouble.get(phone) ?? 0) + 1;
       storageTrouble.set(phone, times);
+      deps.health?.failed(error);
       log.error("lane.failed", { from: maskPhone(phone), reason: describeError(error) });
       if (!stopping) {
         await deps.schedule(phone, backoffDelay(STORAGE_RETRY, times)).catch(() => {});

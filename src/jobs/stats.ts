@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { expireAt } from "../storage/mod.ts";
 import { countUpTo } from "./_count.ts";
 
 const HOUR = 3_600_000;
@@ -39,7 +40,8 @@ export function recordAnswerTime(
   ms: number,
   now: number,
 ): Deno.AtomicOperation {
-  return op.set(["answer_ms", Math.floor(now / HOUR), messageSid], ms, { expireIn: KEEP_MS });
+  const key = ["answer_ms", Math.floor(now / HOUR), messageSid];
+  return expireAt(op.set(key, ms), key, now + KEEP_MS);
 }
 
 /** The figures `GET /admin/stats` shows. */

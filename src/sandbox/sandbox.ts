@@ -8,7 +8,7 @@
  */
 import { type Bridge, startBridge } from "../bridge.ts";
 import { type Config, loadConfig } from "../config.ts";
-import { openKv } from "../kv.ts";
+import { openKv } from "../storage/mod.ts";
 import { createLogger, type Logger, type LogLevel } from "../log.ts";
 import { startCaptureTwilio } from "./capture_twilio.ts";
 import { type DemoAyd, startDemoAyd } from "./demo_ayd.ts";

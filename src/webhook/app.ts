@@ -19,6 +19,7 @@ import {
   readNumberState,
 } from "../jobs/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
+import { storageErrorClass, type StorageHealth } from "../storage/mod.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import { admit, type Policy } from "./policy.ts";
 import {
@@ -26,8 +27,19 @@ import {
   type FormParams,
   isValidTwilioSignature,
   parseForm,
+  replyTwiml,
   toInboundMessage,
 } from "./twilio_request.ts";
+
+/** What a person hears when their message cannot be stored (KV cannot be written). */
+export const STORE_FAILED_REPLY =
+  "Sorry, I can't take questions right now. Please try again in a few minutes.";
+
+/** A number hears {@linkcode STORE_FAILED_REPLY} at most this often (counted in memory). */
+export const STORE_FAILED_REPLY_EVERY_MS = 10 * 60 * 1000;
+
+/** How long the webhook waits for KV before giving up on storing a message; Twilio waits 15 s. */
+export const STORE_DEADLINE_MS = 10_000;
 
 /** How long `/health` reuses its counts of pending jobs and dead letters. */
 export const HEALTH_COUNTS_MS = 5_000;
@@ -46,6 +58,8 @@ export interface AppDeps {
   /** The URL Twilio posts delivery statuses to (and signs). */
   statusCallbackUrl: string;
   policy: Policy;
+  /** Hears of KV writes that fail; `/health` answers 503 while they do. */
+  storage?: StorageHealth;
   /** More routes by mount path: `/admin` with `ADMIN_TOKEN`, the sandbox's `/sandbox`. */
   routes?: Record<string, Hono>;
   now?: () => number;
@@ -92,7 +106,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     const fields = { message_sid: message.messageSid, from: maskPhone(message.phone) };
     log.info("webhook.received", fields);
-    const { outcome, refusal } = await submit(deps, message);
+    let submitted: Awaited<ReturnType<typeof submit>>;
+    try {
+      submitted = await withDeadline(submit(deps, message), STORE_DEADLINE_MS);
+    } catch (error) {
+      // Twilio does not retry a 5xx: answer 200 and tell the person instead.
+      deps.storage?.failed(error);
+      const apologize = apologies.due(message.phone, now());
+      log.warn("webhook.store_failed", {
+        message_sid: message.messageSid,
+        reason: storageErrorClass(error),
+        apologized: apologize,
+      });
+      return twiml(c, apologize ? STORE_FAILED_REPLY : undefined);
+    }
+    const { outcome, refusal } = submitted;
     if (outcome === "duplicate") log.info("webhook.duplicate", fields);
     else if (refusal) log.info(`webhook.${refusal.kind}`, fields);
     else log.info("webhook.enqueued", fields);
@@ -128,7 +156,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // A monitor polling every few seconds must not make counting the busiest reader.
   const jobCounts = cachedFor(HEALTH_COUNTS_MS, () => countJobs(deps.kv), now);
+  const apologies = oncePer(STORE_FAILED_REPLY_EVERY_MS);
   app.get("/health", async (c) => {
+    const trouble = deps.storage?.trouble();
+    if (trouble) {
+      return c.json({ status: "degraded", reason: trouble, jobBackend: deps.jobs.backend }, 503);
+    }
     try {
       const counts = await jobCounts();
       return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts });
@@ -234,6 +267,33 @@ function cachedFor<T>(ms: number, load: () => Promise<T>, now: () => number): ()
   };
 }
 
-function twiml(c: Context<Env>) {
-  return c.body(EMPTY_TWIML, 200, { "content-type": "text/xml; charset=utf-8" });
+/** Empty TwiML, or TwiML that replies `message` through Twilio itself (no KV or REST call). */
+function twiml(c: Context<Env>, message?: string) {
+  const body = message === undefined ? EMPTY_TWIML : replyTwiml(message);
+  return c.body(body, 200, { "content-type": "text/xml; charset=utf-8" });
+}
+
+/** Rejects with a timeout once `ms` pass: a remote KV that does not answer must not outlast Twilio's 15 s. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("KV did not answer in time (timed out)")), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Remembers, in memory, when each number was last told something; at most once per `ms`. */
+function oncePer(ms: number) {
+  const last = new Map<string, number>();
+  return {
+    due(phone: string, now: number): boolean {
+      const at = last.get(phone);
+      if (at !== undefined && now - at < ms) return false;
+      if (last.size >= 10_000) {
+        for (const [key, value] of last) if (now - value >= ms) last.delete(key);
+      }
+      last.set(phone, now);
+      return true;
+    },
+  };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { count } from "../jobs/mod.ts";
+import { expireAt } from "../storage/mod.ts";
 
 /** The latest known state of one outbound message. */
 export interface Delivery {
@@ -62,8 +63,8 @@ export async function recordDelivery(
     const current = await kv.get<Delivery>(deliveryKey(event.messageSid));
     if (current.value && (RANK[current.value.status] ?? -1) >= rank) return false;
     const delivery: Delivery = { status: event.status, errorCode: event.errorCode, updatedAt: now };
-    const op = kv.atomic().check(current)
-      .set(deliveryKey(event.messageSid), delivery, { expireIn: DELIVERY_TTL_MS });
+    const key = deliveryKey(event.messageSid);
+    const op = expireAt(kv.atomic().check(current).set(key, delivery), key, now + DELIVERY_TTL_MS);
     if (isFailure(event.status)) count(op, `delivery_failed:${event.errorCode ?? 0}`, now);
     if ((await op.commit()).ok) return true;
   }

@@ -10,6 +10,20 @@ import type { InboundMessage } from "../jobs/mod.ts";
 /** The answer Twilio expects from a messaging webhook that replies later. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
+/**
+ * TwiML that has Twilio reply `text` to the sender itself.
+ *
+ * @example
+ * ```ts
+ * replyTwiml("Back soon & then some");
+ * // '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Back soon &amp; then some</Message></Response>'
+ * ```
+ */
+export function replyTwiml(text: string): string {
+  const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return `<?xml version="1.0" encoding="UTF-8"?><Response><Message>${escaped}</Message></Response>`;
+}
+
 /** Form parameters; a name Twilio repeats (it never should) holds a list. */
 export type FormParams = Record<string, string | string[]>;
 

@@ -84,7 +84,7 @@ Deno.test("hardening - security headers and a request id on every answer", async
   assert.ok(lines.length > 0 && lines.every((l) => l.request_id === id));
 });
 
-Deno.test("hardening - an internal failure answers 500 with no detail", async () => {
+Deno.test("hardening - a webhook that cannot be stored answers 200 and an apology, no detail", async () => {
   const kv = await Deno.openKv(":memory:");
   const logs: string[] = [];
   const app = createApp({
@@ -103,8 +103,33 @@ Deno.test("hardening - an internal failure answers 500 with no detail", async ()
   const response = await postForm(`http://127.0.0.1:${server.addr.port}`, params, {
     "x-twilio-signature": sign(params),
   });
-  assert.equal(response.status, 500);
-  assert.equal(await response.text(), "Internal Server Error");
+  // Twilio does not retry a 5xx: the person would never hear back.
+  assert.equal(response.status, 200);
+  assert.equal(
+    await response.text(),
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Message>' +
+      "Sorry, I can't take questions right now. Please try again in a few minutes." +
+      "</Message></Response>",
+  );
+  assert.ok(logs.some((l) => l.includes('"event":"webhook.store_failed"')));
+  const status = await postForm(
+    `http://127.0.0.1:${server.addr.port}`,
+    {
+      ...statusParams,
+    },
+    { "x-twilio-signature": sign(statusParams, STATUS_URL) },
+    "/twilio/status",
+  );
+  assert.equal(status.status, 500, "other routes still answer 500");
+  assert.equal(await status.text(), "Internal Server Error");
   assert.ok(logs.some((l) => l.includes('"event":"request.failed"')));
   assert.ok(!logs.join("\n").includes("5551234567"));
 });
+
+const STATUS_URL = "https://bridge.example.com/twilio/status";
+const statusParams = {
+  MessageSid: "SM" + "7".repeat(32),
+  MessageStatus: "delivered",
+  AccountSid: ACCOUNT_SID,
+  To: "whatsapp:+15551234567",
+};

@@ -1,5 +1,6 @@
 /**
- * Opening Deno KV the same way for the service and for the tasks.
+ * Opening Deno KV the same way for the service and for the tasks: a local
+ * file, `:memory:`, or a remote database over KV Connect.
  *
  * @module
  */
@@ -7,7 +8,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The KV file used when `DENO_KV_PATH` is unset, inside the project folder. */
-export const DEFAULT_KV_PATH = fileURLToPath(new URL("../data/bridge.kv", import.meta.url));
+export const DEFAULT_KV_PATH = fileURLToPath(new URL("../../data/bridge.kv", import.meta.url));
 
 /**
  * Where KV lives: `DENO_KV_URL` (KV Connect, e.g. a Deno Deploy database;
@@ -140,41 +141,4 @@ async function whileLocked<T>(step: () => Promise<T>): Promise<T> {
       await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt * Math.random()));
     }
   }
-}
-
-const STORAGE_TROUBLE = new RegExp(
-  [
-    "database or disk is full",
-    "disk I/O error",
-    "database is locked",
-    "SQLITE_(BUSY|FULL|IOERR|CANTOPEN|READONLY)",
-    "readonly database",
-    "unable to open database",
-    // KV Connect: the server or the way to it
-    "error sending request",
-    "connection (refused|reset|closed)",
-    "timed out",
-    "unavailable",
-    "bad gateway",
-    "service unavailable",
-    "gateway timeout",
-  ].join("|"),
-  "i",
-);
-
-/**
- * Whether `error` says the database could not be reached or written right
- * now (a full disk, a locked file, a KV Connect server away) rather than
- * that the operation itself is wrong (a value too large, a bug): the first
- * passes with time, so work is retried for as long as it lasts and never
- * given up for it.
- *
- * @example
- * ```ts
- * isStorageError(new TypeError("database or disk is full")); // true
- * isStorageError(new TypeError("Value too large (max 65536 bytes)")); // false
- * ```
- */
-export function isStorageError(error: unknown): boolean {
-  return error instanceof Error && STORAGE_TROUBLE.test(error.message);
 }
