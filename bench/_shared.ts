@@ -27,11 +27,17 @@ export async function startFakes() {
   };
 }
 
-/** The service's environment for a benchmark, on a fresh KV file. */
+/**
+ * The service's environment for a benchmark, on a fresh KV file. With
+ * `shipped`, the job settings are the shipped defaults (`WORKER_CONCURRENCY`,
+ * `JOB_LEASE_MS`, the typing indicator on); otherwise 256 lanes at once and
+ * no typing indicator, as the older benchmarks were measured.
+ */
 export function benchEnv(
   dir: string,
   fakes: { ayd: { url: string }; twilio: { url: string } },
   extra: Record<string, string> = {},
+  options: { shipped?: boolean } = {},
 ) {
   return testEnv({
     AYD_BASE_URL: fakes.ayd.url,
@@ -41,10 +47,98 @@ export function benchEnv(
     JOB_RETRY_BUDGET_MS: "60000",
     RATE_LIMIT_PER_MINUTE: "100000",
     RATE_LIMIT_PER_DAY: "10000000",
-    TYPING_INDICATOR: "false",
-    WORKER_CONCURRENCY: "256",
+    ...!options.shipped && { TYPING_INDICATOR: "false", WORKER_CONCURRENCY: "256" },
     ...extra,
   });
+}
+
+/**
+ * A realistic answer of about `chars` characters whose every paragraph
+ * starts with `A:<question>`, so each WhatsApp part names its question.
+ */
+export function answerText(question: string, chars: number): string {
+  const paragraph = (i: number) =>
+    `A:${question} ¶${i} Late orders by region last week: north 42 (3.1 days on average), ` +
+    `south 17 (1.4 days), east 29, west 8. Most were held at the carrier's hub.`;
+  const count = Math.max(1, Math.round(chars / (paragraph(0).length + 2)));
+  return Array.from({ length: count }, (_, i) => paragraph(i)).join("\n\n");
+}
+
+/**
+ * Fake AYD behaviour for `text` streamed over about `ms`: one SSE event per
+ * 64-byte network write (about what a token stream looks like), evenly spaced.
+ */
+export function streamedOver(text: string, ms: number, onEnd?: () => void) {
+  const chunkBytes = 64;
+  const chunks = Math.ceil((new TextEncoder().encode(text).length * 2.5 + 200) / chunkBytes);
+  // The first write goes out at once; the delays come between writes.
+  const chunkDelayMs = ms / Math.max(1, chunks - 1);
+  return { kind: "answer" as const, text, chunkBytes, chunkDelayMs, onEnd };
+}
+
+/** The question a reply part answers (`A:<question> …`), or undefined for other texts. */
+export const questionOf = (body: string): string | undefined =>
+  body.startsWith("A:") ? body.slice(2, body.indexOf(" ")) : undefined;
+
+/**
+ * Records, as fake Twilio accepts them, when each question's reply parts
+ * arrive, and counts bodies accepted more than once.
+ */
+export function watchReplies(twilio: { messages: { body: string; to: string }[] }) {
+  const first = new Map<string, number>();
+  const last = new Map<string, number>();
+  const parts = new Map<string, number>();
+  const bodies = new Map<string, number>();
+  const order: { to: string; question?: string }[] = [];
+  const push = twilio.messages.push.bind(twilio.messages);
+  twilio.messages.push = (...items) => {
+    const now = performance.now();
+    for (const item of items) {
+      const q = questionOf(item.body);
+      order.push({ to: item.to, question: q });
+      bodies.set(item.body, (bodies.get(item.body) ?? 0) + 1);
+      if (q === undefined) continue;
+      if (!first.has(q)) first.set(q, now);
+      last.set(q, now);
+      parts.set(q, (parts.get(q) ?? 0) + 1);
+    }
+    return push(...items);
+  };
+  return {
+    /** First and latest part of each question at Twilio (performance.now()). */
+    first,
+    last,
+    parts,
+    /** Every accepted message, in order: its recipient and question. */
+    order,
+    /** Bodies accepted more than once, counted once per extra copy. */
+    duplicates: () => [...bodies.values()].reduce((n, c) => n + c - 1, 0),
+    /** Accepted messages that answer no question (apologies, notices). */
+    others: () => order.filter((m) => m.question === undefined).length,
+  };
+}
+
+/**
+ * What one durable KV commit costs on the disk under `dir` right now (ms,
+ * the median of `count` in a row): the bridge commits several times per
+ * message, so a slow disk (fsync) shows in every figure that follows.
+ */
+export async function commitCost(dir: string, count = 200): Promise<number> {
+  const path = `${dir}/probe.kv`;
+  const kv = await Deno.openKv(path);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      await kv.atomic().check({ key: ["probe", i], versionstamp: null }).set(["probe", i], i)
+        .commit();
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    kv.close();
+    for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
+  }
+  return summarize(times).p50;
 }
 
 /** `count` signed webhook requests, prepared before any clock starts. */

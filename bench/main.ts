@@ -1,12 +1,16 @@
 /**
- * `deno task bench`: the four benchmarks, each beside a ceiling measured in
- * the same run. Figures print as tables and are written as JSON under
- * bench/results/ (git-ignored). `--quick` runs smaller sizes.
+ * `deno task bench`: the benchmarks, each beside a ceiling or baseline
+ * measured in the same run, or beside its target. Figures print as tables
+ * and are written as JSON under bench/results/ (git-ignored). `--quick` runs
+ * smaller sizes.
  */
 import { coldStart } from "./cold_start.ts";
 import { ingress } from "./ingress.ts";
+import { instances } from "./instances.ts";
 import { memory } from "./memory.ts";
 import { pipeline } from "./pipeline.ts";
+import { slowBurst } from "./slow_burst.ts";
+import { takeover } from "./takeover.ts";
 
 const quick = Deno.args.includes("--quick");
 const started = new Date();
@@ -40,6 +44,24 @@ const results = {
   }),
   coldStart: await coldStart({ runs: quick ? 3 : 7 }),
   memory: await memory({ conversations: quick ? 200 : 1000, holdMs: quick ? 3000 : 10_000 }),
+  // Answers that take seconds, all at once; then crashes, and two instances.
+  slowBurst: await slowBurst({
+    numbers: quick ? 100 : 300,
+    answerMs: quick ? 4000 : 8000,
+    answerChars: 800,
+    concurrency: 64,
+  }),
+  takeover: await takeover({
+    numbers: quick ? 10 : 20,
+    answerMs: quick ? 4000 : 8000,
+    answerChars: 800,
+  }),
+  instances: await instances({
+    numbers: quick ? 20 : 50,
+    perNumber: quick ? 3 : 4,
+    gapMs: 750,
+    backends: ["kv-queue", "outbox"],
+  }),
 };
 
 const dir = new URL("./results/", import.meta.url);

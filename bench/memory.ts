@@ -2,7 +2,8 @@
  * Memory: peak RSS of the service with many conversations in flight (fake
  * AYD starts every answer stream and holds it open), read from /proc
  * (VmHWM), beside a floor measured in the same run: a bare script holding
- * the same streams open with the bridge's AYD client alone.
+ * the same streams open with the bridge's AYD client alone. The service
+ * runs with the shipped defaults.
  */
 import { fileURLToPath } from "node:url";
 import { type MainProcess, startMain } from "../tests/_process.ts";
@@ -36,7 +37,9 @@ async function measure(
   };
 }
 
-export async function memory(options: { conversations: number; holdMs: number }) {
+export async function memory(
+  options: { conversations: number; holdMs: number; env?: Record<string, string> },
+) {
   await using fakes = await startFakes();
   const dir = await Deno.makeTempDir();
   const count = options.conversations;
@@ -56,10 +59,12 @@ export async function memory(options: { conversations: number; holdMs: number })
       const text = `A:${question} ` + "data ".repeat(200);
       return { kind: "answer", text, chunkBytes: 64, pause: { afterChars: 20, until } };
     });
+    // The shipped defaults: WORKER_CONCURRENCY (1,000) lets every
+    // conversation run at once; the typing indicator is on.
     const env = benchEnv(dir, fakes, {
-      WORKER_CONCURRENCY: String(count),
       AYD_TIMEOUT_MS: String(options.holdMs * 4),
-    });
+      ...options.env,
+    }, { shipped: true });
     const timeoutMs = options.holdMs * 10 + 60_000;
     const inFlight = () => open >= count * 0.95;
     const rows = [];
