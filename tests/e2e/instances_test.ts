@@ -14,14 +14,15 @@ import {
   CHAT_ID,
   postForm,
   sign,
-  testBothBackends,
+  type TestBackend,
   testEnv,
+  testEveryBackend,
+  testKv,
   waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
 import { startBalancer } from "../_balancer.ts";
 import { freePort, type MainProcess, startMain } from "../_process.ts";
-import type { JobBackend } from "../../src/jobs/jobs.ts";
 import type { LeaseValue } from "../../src/jobs/lanes.ts";
 import type { WorkerValue } from "../../src/jobs/presence.ts";
 
@@ -34,20 +35,20 @@ interface Services {
 
 /** Fake AYD and Twilio, and the environment of bridges sharing one KV file. */
 async function withServices(
-  backend: JobBackend,
+  backend: TestBackend,
   leaseMs: number,
   fn: (services: Services) => Promise<void>,
 ) {
   await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID, noise: false });
   await using twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
   const dir = await Deno.makeTempDir();
-  // Each process gets a port of its own, and all of them the same KV file.
+  // Each process gets a port of its own, and all of them the same KV (a file, or KV Connect).
+  await using kv = await testKv(backend, dir);
   const env = () =>
     testEnv({
       AYD_BASE_URL: ayd.url,
       TWILIO_API_BASE_URL: twilio.url,
-      DENO_KV_PATH: `${dir}/bridge.kv`,
-      JOB_BACKEND: backend,
+      ...kv.env,
       JOB_LEASE_MS: String(leaseMs),
       PORT: String(freePort()),
       LOG_LEVEL: "info",
@@ -98,7 +99,7 @@ const answerMs = (question: string) => {
   return 200 + ((n * 7 + i * 3) % 10) * 30;
 };
 
-testBothBackends(
+testEveryBackend(
   "instances - two processes behind a balancer, one SIGKILLed mid-burst: the other answers its lanes, each message once, in order",
   async (backend) => {
     await withServices(backend, 1_000, async ({ ayd, twilio, env }) => {
@@ -110,7 +111,7 @@ testBothBackends(
         pause: { afterChars: 1, until: sleep(answerMs(question)) },
       }));
       const envA = env();
-      const kvPath = envA.DENO_KV_PATH;
+      const kvPath = envA.DENO_KV_URL ?? envA.DENO_KV_PATH;
       const a = await startMain(envA);
       // Started after A is up, so its heartbeat says it started later.
       await using b = await startMain(env());
@@ -204,7 +205,7 @@ testBothBackends(
 
 const USER = "whatsapp:+15551234567";
 
-testBothBackends(
+testEveryBackend(
   "instances - a process paused (SIGSTOP) past its lease: the other takes its lane and answers; resumed, it sends nothing under its old lease and works on",
   async (backend) => {
     // A short lease: B calls A dead after 600 ms without a heartbeat.
@@ -242,7 +243,8 @@ testBothBackends(
       const replies = await twilio.waitForMessages(USER, 2, 20_000);
       assert.deepEqual(replies.map((m) => m.body), ["A:q1 from ask 2", "A:q2"]);
       // Taking A's lane took calling A dead, which removed A's heartbeat.
-      using kv = await Deno.openKv(env().DENO_KV_PATH);
+      const shared = env();
+      using kv = await Deno.openKv(shared.DENO_KV_URL ?? shared.DENO_KV_PATH);
       assert.equal((await Array.fromAsync(kv.list({ prefix: ["workers"] }))).length, 1);
 
       // A resumes with its answer to q1 complete, but its heartbeat is stale
