@@ -8,7 +8,7 @@ import { type AppDeps, createApp, statusCallbackUrl } from "./webhook/mod.ts";
 import { askAyd, type AydOptions, createAydSession, createSessionStore } from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
 import { createConversationHandler } from "./conversation/mod.ts";
-import { createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
+import { createGroupCommit, createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
 import { adminRoutes } from "./console/mod.ts";
@@ -69,9 +69,13 @@ export function startBridge(
     log.info("storage.recovered");
     void sweep(); // lanes that waited on storage errors go on now
   });
+  // One group committer for the process: webhooks' and lanes' commits that
+  // come together share one durable write.
+  const commits = createGroupCommit(kv);
   const jobs = createJobs(kv, config.jobBackend, {
     openQueue: () => openKv(config.kvPath),
     health: storage,
+    commits,
   });
   const statusCallback = statusCallbackUrl(config.twilioWebhookUrl, config.twilioStatusCallbackUrl);
   const sessions = createSessionStore(kv, {
@@ -95,6 +99,7 @@ export function startBridge(
     schedule: jobs.schedule,
     concurrency: config.workerConcurrency,
     presence,
+    commits,
     health: storage,
     retryBaseMs: config.jobRetryBaseMs,
     handler: createConversationHandler({

@@ -354,7 +354,9 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
           : apology;
       }
       record = { ...record, sentParts: index + 1, sendingSince: undefined };
-      if (!await save(lease, record)) return "lost";
+      // The last count goes with the finishing commit; a crash before it is
+      // found out by the look-up on resume.
+      if (index + 1 < total && !await save(lease, record)) return "lost";
     }
     log.info("reply.sent", { ...fieldsOf(record), parts: total, outcome: record.outcome });
     return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);

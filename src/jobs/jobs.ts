@@ -216,6 +216,8 @@ export interface JobsOptions {
   openQueue?: () => Promise<Deno.Kv>;
   /** Says when writes fail and work again; `kv-queue` listens only while they work. */
   health?: StorageHealth;
+  /** The process's group committer, shared with the lanes (default: one of its own). */
+  commits?: GroupCommit;
 }
 
 /**
@@ -233,7 +235,7 @@ export interface JobsOptions {
  */
 export function createJobs(kv: Deno.Kv, backend: JobBackend, options: JobsOptions = {}): Jobs {
   // Webhooks that arrive together are committed together.
-  const group = createGroupCommit(kv);
+  const group = options.commits ?? createGroupCommit(kv);
   let drain: DrainLane | undefined;
   let closed = false;
   let stopped: () => void = () => {};

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import type { GroupCommit } from "./_group_commit.ts";
 import type { Presence } from "./presence.ts";
 
 /** Who holds a lane. */
@@ -109,7 +110,8 @@ export interface LeaseBusy {
 /**
  * Takes the lane of `phone` for this process, unless a live worker holds
  * it. A lease of a dead worker, or of this process's own earlier id, is
- * taken over; of two takers at once, one wins.
+ * taken over; of two takers at once, one wins. With `commits`, this
+ * lease's commits are grouped with other lanes' (and webhooks').
  *
  * @example
  * ```ts
@@ -122,6 +124,7 @@ export async function acquireLease(
   phone: string,
   presence: Presence,
   now: () => number = Date.now,
+  commits: GroupCommit = alone(kv),
 ): Promise<Lease | LeaseBusy> {
   const owner = presence.id();
   const current = await kv.get<LeaseValue>(leaseKey(phone));
@@ -129,16 +132,23 @@ export async function acquireLease(
   if (holder !== undefined && holder !== owner && (await presence.liveness(holder)).alive) {
     return { heldBy: holder };
   }
-  const taken = await kv.atomic()
-    .check(current)
-    .set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue)
-    .commit();
+  const taken = await commits.commit(
+    (op) => op.check(current).set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue),
+    [
+      phone,
+    ],
+  );
   if (!taken.ok) {
     const winner = await kv.get<LeaseValue>(leaseKey(phone));
     return { heldBy: winner.value?.owner ?? "unknown" };
   }
-  return holdLease(kv, phone, presence, owner, taken.versionstamp);
+  return holdLease(kv, phone, presence, owner, taken.versionstamp, commits);
 }
+
+/** Commits one operation at a time, for callers without a group committer. */
+const alone = (kv: Deno.Kv): GroupCommit => ({
+  commit: (build) => build(kv.atomic()).commit(),
+});
 
 function holdLease(
   kv: Deno.Kv,
@@ -146,6 +156,7 @@ function holdLease(
   presence: Presence,
   owner: string,
   versionstamp: string,
+  commits: GroupCommit,
 ): Lease {
   const lease = { key: leaseKey(phone), versionstamp };
   let lost = false;
@@ -156,7 +167,9 @@ function holdLease(
   const commitUnder = (build: (op: Deno.AtomicOperation) => Deno.AtomicOperation) => {
     const run = chain.then(async () => {
       if (lost) return { ok: false as const };
-      const result = await build(kv.atomic().check(lease)).commit();
+      // Commits of many lanes share one durable write (the lane's phone keeps
+      // two of its own apart).
+      const result = await commits.commit((op) => build(op.check(lease)), [phone]);
       // The check that failed may be the caller's; only ours loses the lease.
       if (!result.ok && !(await stillOurs())) lost = true;
       return result;

@@ -12,3 +12,4 @@ export * from "./runner.ts";
 export * from "./dead_letters.ts";
 export * from "./stats.ts";
 export * from "./presence.ts";
+export { createGroupCommit, type GroupCommit } from "./_group_commit.ts";

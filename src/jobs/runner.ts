@@ -9,6 +9,7 @@ import { expireAt, isStorageError, type StorageHealth } from "../storage/mod.ts"
 import { describeError, type Logger, maskPhone } from "../log.ts";
 import { MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { acquireLease, headOfLane, laneKey, type Lease, pendingLanes } from "./lanes.ts";
+import type { GroupCommit } from "./_group_commit.ts";
 import type { Presence } from "./presence.ts";
 
 /**
@@ -60,6 +61,8 @@ export interface RunnerDeps {
   health?: StorageHealth;
   /** Runs of one message that may throw before it is given up (default 5). */
   failureBudget?: number;
+  /** Groups the lanes' commits into fewer durable writes (default: each alone). */
+  commits?: GroupCommit;
   /** Delay before a run that threw is tried again, doubling up to 30 s (default 1 s). */
   retryBaseMs?: number;
   now?: () => number;
@@ -140,7 +143,7 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
     try {
       if (stopping) return;
       if (!presence.fresh() && !(await presence.beat())) throw new Error("no heartbeat");
-      const lease = await acquireLease(kv, phone, presence, now);
+      const lease = await acquireLease(kv, phone, presence, now, deps.commits);
       // A live holder drains it; if it dies, the reaper's sweep finds the lane.
       if ("heldBy" in lease) return;
       let released = false;
