@@ -1,9 +1,10 @@
 /**
- * `deno task bench`: the four benchmarks, each beside a ceiling measured in
+ * `deno task bench`: the benchmarks, each beside a ceiling measured in
  * the same run. Figures print as tables and are written as JSON under
  * bench/results/ (git-ignored). `--quick` runs smaller sizes.
  */
 import { coldStart } from "./cold_start.ts";
+import { format } from "./format.ts";
 import { ingress } from "./ingress.ts";
 import { memory } from "./memory.ts";
 import { pipeline } from "./pipeline.ts";
@@ -40,6 +41,7 @@ const results = {
   }),
   coldStart: await coldStart({ runs: quick ? 3 : 7 }),
   memory: await memory({ conversations: quick ? 200 : 1000, holdMs: quick ? 3000 : 10_000 }),
+  format: await format({ quick }),
 };
 
 const dir = new URL("./results/", import.meta.url);
