@@ -6,9 +6,9 @@
  * streaming quadratic). Private helper of `markdown.ts`.
  *
  * The contract: {@linkcode extendOpen} only says "nothing new is final" (or
- * hands over the new rows of a table) when lexing the whole unfinished text
- * again would say the same; whenever it cannot tell, it says so, and the
- * stream lexes the whole text as before.
+ * hands over the new rows of a table, or the tokens of the text a table
+ * ended in) when lexing the whole unfinished text again would say the same;
+ * whenever it cannot tell, it says so, and the stream lexes the whole text.
  *
  * @module
  */
@@ -22,6 +22,10 @@ export type Lex = (markdown: string, links: Links) => TokensList;
 /** A table that is all the unfinished text (but blank lines before it): a row a line. */
 export interface OpenTable {
   kind: "table";
+  /** The blank lines before it, as lexed. */
+  lead: Token[];
+  /** Its text so far. */
+  text: string;
   /** The header and delimiter lines; lexed with new lines, they give the new rows. */
   prefix: string;
   table: Tokens.Table;
@@ -40,7 +44,8 @@ export interface OpenText {
   kind: "list" | "fence" | "indented" | "other";
   /**
    * Lines without a blank line, heading, rule or setext underline cannot make
-   * any of it final: only those end a block at the top level.
+   * any of it final: only those end a block at the top level (and blank
+   * space that marked trims off the end of a list).
    */
   quiet: boolean;
   /** A list may be open at the end: marked trims blank space off a list's end. */
@@ -51,6 +56,18 @@ export interface OpenText {
 
 export type OpenBlock = OpenTable | OpenText;
 
+/**
+ * What lines added to an open block make: nothing new final (`same`), new
+ * rows of the open table, or (when they end the table) the tokens a lex of
+ * the whole unfinished text gives.
+ */
+export type Extension =
+  | { kind: "same" }
+  | { kind: "rows"; rows: Tokens.TableCell[][] }
+  | { kind: "lexed"; tokens: TokensList };
+
+const SAME: Extension = { kind: "same" };
+
 // Wider than marked's rules on purpose: a false alarm only costs a lex.
 // A line that could seal a block: blank, a heading, a rule, a setext underline.
 const SEAL_LINE = /^[^\S\n]*(?:#|[-=*_](?:[-=*_]|[^\S\n])*$|$)/m;
@@ -58,6 +75,8 @@ const SEAL_LINE = /^[^\S\n]*(?:#|[-=*_](?:[-=*_]|[^\S\n])*$|$)/m;
 // and lexes as a blank line.
 const BLANK_END = /[^\S\n]$/m;
 const BULLET = /^[^\S\n]*(?:[*+-]|\d{1,9}[.)])(?:[^\S\n]|$)/m;
+// A table's delimiter row: lexed at once, the table is then followed row by row.
+const DELIMITER_ROW = /^[ \t|:-]*-[ \t|:-]*$/m;
 // A line that could close a fenced code block.
 const FENCE_LINE = /^[^\S\n]*(?:```|~~~)/m;
 // A line that is not blank and not indented as code: it ends indented code.
@@ -91,7 +110,17 @@ export function describeOpen(tokens: Token[], lines: string): OpenBlock {
       return { kind: "other", quiet: false, list: false, lastItems: "" };
     }
     const prefix = text.slice(0, text.indexOf("\n", text.indexOf("\n") + 1) + 1);
-    return { kind: "table", prefix, table, cards: first === 0, measured: 0, wide: false };
+    const lead = tokens.slice(0, first);
+    return {
+      kind: "table",
+      lead,
+      text,
+      prefix,
+      table,
+      cards: first === 0,
+      measured: 0,
+      wide: false,
+    };
   }
   // A single line may still become a table's header.
   const quiet = last === tokens.length && lines.indexOf("\n") < lines.length - 1;
@@ -114,16 +143,15 @@ export function describeOpen(tokens: Token[], lines: string): OpenBlock {
 
 /**
  * Takes `added` (whole lines) into `open` without lexing the whole
- * unfinished text: true when nothing new is final and no table row is new,
- * the new rows when `open` is a table, undefined when only a whole lex can
- * tell. `open` is updated in place.
+ * unfinished text (see {@linkcode Extension}); undefined when only a whole
+ * lex can tell. `open` is updated in place.
  *
  * @example
  * ```ts
  * import { lexMarkdown } from "./_blocks.ts";
  * const open = describeOpen(lexMarkdown("- a\n- b\n"), "- a\n- b\n");
- * extendOpen(open, "- c\n", lexMarkdown, {}); // true
- * extendOpen(open, "\n", lexMarkdown, {}); // true: the list may go on after a blank line
+ * extendOpen(open, "- c\n", lexMarkdown, {}); // { kind: "same" }
+ * extendOpen(open, "\n", lexMarkdown, {}); // { kind: "same" }: a list may go on after a blank line
  * extendOpen(open, "Then\n", lexMarkdown, {}); // undefined: the list has ended
  * ```
  */
@@ -132,7 +160,7 @@ export function extendOpen(
   added: string,
   lex: Lex,
   links: Links,
-): Tokens.TableCell[][] | true | undefined {
+): Extension | undefined {
   if (open.kind === "table") return tableRows(open, added, lex, links);
   const lines = added.slice(0, -1);
   // Inside a code block, only a line that can end it counts.
@@ -140,42 +168,55 @@ export function extendOpen(
     if (!(open.kind === "fence" ? FENCE_LINE : UNINDENTED).test(lines)) {
       // Blank lines at the end of indented code are not part of it.
       if (open.kind === "indented") open.quiet = !LAST_LINE_BLANK.test(lines);
-      return true;
+      return SAME;
     }
     open.kind = "other";
   }
   const bullet = BULLET.test(lines);
   if (
-    open.quiet && !SEAL_LINE.test(lines) && !((open.list || bullet) && BLANK_END.test(lines))
+    open.quiet && !SEAL_LINE.test(lines) && !DELIMITER_ROW.test(lines) &&
+    !((open.list || bullet) && BLANK_END.test(lines))
   ) {
     open.list ||= bullet;
     if (open.kind === "list") open.lastItems += added;
-    return true;
+    return SAME;
   }
   if (open.kind === "list") return listGoesOn(open, added, lex, links);
   return undefined;
 }
 
 /**
- * The rows `added` makes, if every line of it is one more row. marked reads
- * table rows line by line (a line ends the table or is a row, whatever
- * follows), and a row's cells depend only on its line and the header.
+ * The rows `added` makes, or the whole text's tokens if it ends the table.
+ * marked reads table rows line by line (a line ends the table or is a row,
+ * whatever follows), a row's cells depend only on its line and the header,
+ * and what follows the table lexes the same after the header alone.
  */
 function tableRows(
   open: OpenTable,
   added: string,
   lex: Lex,
   links: Links,
-): Tokens.TableCell[][] | undefined {
+): Extension | undefined {
   if (ANCHOR.test(added)) return undefined;
   const tokens = tryLex(lex, open.prefix + added, links);
-  const table = tokens?.length === 1 && tokens[0].type === "table"
-    ? tokens[0] as Tokens.Table
-    : undefined;
+  const table = tokens?.[0]?.type === "table" ? tokens[0] as Tokens.Table : undefined;
+  if (!tokens || !table) return undefined;
   // A line of only tabs is a row, but rows of nothing but them are none.
-  if (!table || table.rows.length !== added.split("\n").length - 1) return undefined;
+  const rowLines = table.raw.slice(open.prefix.length).split("\n").filter((line) => line !== "");
+  if (table.rows.length !== rowLines.length) return undefined;
+  // A link definition after the table changes how its earlier rows read.
+  if (Object.keys(tokens.links).length > Object.keys(links).length) return undefined;
   open.table.rows.push(...table.rows);
-  return table.rows;
+  const text = open.text + added;
+  if (tokens.length === 1) {
+    open.text = text;
+    return { kind: "rows", rows: table.rows };
+  }
+  // Its raw runs past the header as far in the whole text as in the window.
+  const raw = text.slice(0, table.raw.length - open.prefix.length + open.text.length);
+  const whole = [...open.lead, { ...open.table, raw }, ...tokens.slice(1)] as TokensList;
+  whole.links = tokens.links;
+  return { kind: "lexed", tokens: whole };
 }
 
 /**
@@ -183,7 +224,7 @@ function tableRows(
  * item, each from its own first line on, so lexing from the start of the
  * last item seen gives the same items from there as the whole list.
  */
-function listGoesOn(open: OpenText, added: string, lex: Lex, links: Links): true | undefined {
+function listGoesOn(open: OpenText, added: string, lex: Lex, links: Links): Extension | undefined {
   const window = open.lastItems + added;
   const tokens = tryLex(lex, window, links);
   if (tokens?.[0]?.type !== "list" || tokens.slice(1).some((t) => t.type !== "space")) {
@@ -192,7 +233,7 @@ function listGoesOn(open: OpenText, added: string, lex: Lex, links: Links): true
   const items = (tokens[0] as Tokens.List).items;
   open.lastItems = window.slice(items.slice(0, -1).reduce((sum, item) => sum + item.raw.length, 0));
   open.quiet = tokens.length === 1;
-  return true;
+  return SAME;
 }
 
 /**

@@ -147,9 +147,7 @@ export function createMarkdownStream(
     // A line still being written can parse as the start of a new block
     // ("1" before "1. b"), making the block before it look finished.
     const lines = lexed + fresh + (final ? partial : "");
-    fresh = "";
     if (final) partial = "";
-    open = undefined;
     let tokens: TokensList;
     try {
       tokens = lex(lines, links);
@@ -157,8 +155,16 @@ export function createMarkdownStream(
       failed = true;
       onFallback?.(error);
       lexed = lines;
+      fresh = "";
       return final ? emit(asWritten(lines)) : "";
     }
+    return settle(tokens, lines, final);
+  };
+
+  // Gives out what `tokens`, the lex of `lines`, shows is final.
+  const settle = (tokens: TokensList, lines: string, final: boolean): string => {
+    fresh = "";
+    open = undefined;
     Object.assign(links, tokens.links);
     let last = tokens.length;
     if (!final) { while (last > 0 && tokens[last - 1].type === "space") last--; }
@@ -187,9 +193,10 @@ export function createMarkdownStream(
   const take = (): string => {
     const extended = open && extendOpen(open, fresh, lex, links);
     if (!extended) return lexAll(false);
+    if (extended.kind === "lexed") return settle(extended.tokens, lexed + fresh, false);
     lexed += fresh;
     fresh = "";
-    return open?.kind === "table" && open.cards ? cards(open) : "";
+    return extended.kind === "rows" && open?.kind === "table" && open.cards ? cards(open) : "";
   };
 
   return {
@@ -219,7 +226,16 @@ export function createMarkdownStream(
 
 /** A table seen for the first time, nothing of it measured yet. */
 function tableAt(table: Tokens.Table): OpenTable {
-  return { kind: "table", prefix: "", table, cards: true, measured: 0, wide: false };
+  return {
+    kind: "table",
+    lead: [],
+    text: "",
+    prefix: "",
+    table,
+    cards: true,
+    measured: 0,
+    wide: false,
+  };
 }
 
 /**

@@ -246,3 +246,17 @@ Deno.test("markdown stream - the rows of a wide table still come out card by car
   }
   assert.match(stream.end(), /^\n\n\*customer_name:\* Customer 49\n/);
 });
+
+Deno.test("markdown stream - the line that ends a long table does not lex the table again", () => {
+  const header = "| day | orders |\n|---|--:|\n";
+  const rows = Array.from({ length: 300 }, (_, i) => `| 2026-01-${i % 28} | ${i * 7} |\n`);
+  const counted = countingLex();
+  const stream = createMarkdownStream(undefined, { lex: counted.lex });
+  let text = stream.push("Orders by day:\n\n" + header);
+  for (const row of rows) text += stream.push(row);
+  const before = counted.chars;
+  text += stream.push("\nThat is all.");
+  assert.ok(counted.chars - before <= header.length + 2, `${counted.chars - before} characters`);
+  text += stream.end();
+  assert.equal(text, wa("Orders by day:\n\n" + header + rows.join("") + "\nThat is all."));
+});
