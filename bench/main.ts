@@ -5,6 +5,7 @@
  * smaller sizes.
  */
 import { coldStart } from "./cold_start.ts";
+import { format } from "./format.ts";
 import { ingress } from "./ingress.ts";
 import { instances } from "./instances.ts";
 import { memory } from "./memory.ts";
@@ -62,6 +63,7 @@ const results = {
     gapMs: 750,
     backends: ["kv-queue", "outbox"],
   }),
+  format: await format({ quick }),
 };
 
 const dir = new URL("./results/", import.meta.url);

@@ -234,6 +234,8 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const stream = createPartStream(
       room,
       (error) => log.warn("format.fallback", { ...fieldsOf(record), reason: describeError(error) }),
+      // One part past the limit is enough for limitParts to add the "answer cut" note.
+      { maxParts: MAX_REPLY_PARTS },
     );
     const streamed: string[] = [];
     const early = sendEarly(record, {

@@ -84,8 +84,47 @@ export function renderTable(table: Tokens.Table): string {
  * ```
  */
 export function isWideTable(table: Tokens.Table, rowCount: number): boolean {
-  const grid = plainGrid(table, rowCount);
-  const widths = columnWidths(grid);
+  return isTooWide(measureColumns(table, 0, rowCount));
+}
+
+/**
+ * Monospace widths of the columns of the header and of rows `from` to `to`,
+ * widening `widths` (those of the rows before `from`), so that a growing table
+ * measures each row once.
+ *
+ * @example
+ * ```ts
+ * import { Lexer } from "marked";
+ * const [table] = new Lexer().lex("| a | b |\n|---|---|\n| 1 | 22 |\n| 333 | 4 |");
+ * const first = measureColumns(table as Tokens.Table, 0, 1); // [1, 2]
+ * measureColumns(table as Tokens.Table, 1, 2, first); // [3, 2]
+ * ```
+ */
+export function measureColumns(
+  table: Tokens.Table,
+  from: number,
+  to: number,
+  widths: number[] = table.header.map((head) => Math.max(1, displayWidth(cellText(head.tokens)))),
+): number[] {
+  const measured = [...widths];
+  for (const row of table.rows.slice(from, to)) {
+    table.header.forEach((_, i) => {
+      if (row[i]) measured[i] = Math.max(measured[i], displayWidth(cellText(row[i].tokens)));
+    });
+  }
+  return measured;
+}
+
+/**
+ * Whether columns of these widths make a line too wide for a monospace block.
+ *
+ * @example
+ * ```ts
+ * isTooWide([10, 10]); // false
+ * isTooWide([20, 20]); // true
+ * ```
+ */
+export function isTooWide(widths: number[]): boolean {
   const total = widths.reduce((sum, w) => sum + w, 0) + COLUMN_GAP.length * (widths.length - 1);
   return total > MONOSPACE_TABLE_WIDTH;
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { nextPart, type SplitState, TEXT_START } from "./_split.ts";
-import { createMarkdownStream, markdownToWhatsApp } from "./markdown.ts";
+import { createMarkdownStream, type Lex, markdownToWhatsApp } from "./markdown.ts";
 
 /**
  * Part markers: `none`; `count` marks parts `(1)`, `(2)` … and the last
@@ -62,15 +62,28 @@ export interface PartStream {
   end(): string[];
 }
 
+/** How a {@linkcode PartStream} works beyond the size of a part. */
+export interface PartStreamOptions {
+  /**
+   * Parts kept. Once the stream has given out one part more than this (so
+   * the caller knows the answer ran longer), it reads no more of the answer:
+   * `push` and `end` return nothing further and cost nothing.
+   */
+  maxParts?: number;
+  /** The Markdown lexer; tests pass one that counts what it is given. */
+  lex?: Lex;
+}
+
 /**
  * A part is final once its cut is chosen and the next part has begun; it
  * never changes after that. All the parts, in order, equal
- * {@linkcode formatAnswer} of the whole answer. `onFallback` hears of an
- * answer the Markdown parser failed on; the rest of it then goes out as written.
+ * {@linkcode formatAnswer} of the whole answer (up to `maxParts` + 1 of
+ * them). `onFallback` hears of an answer the Markdown parser failed on; the
+ * rest of it then goes out as written.
  *
  * @example
  * ```ts
- * const stream = createPartStream(1600);
+ * const stream = createPartStream(1600, undefined, { maxParts: 20 });
  * for await (const delta of answerDeltas) for (const part of stream.push(delta)) send(part);
  * for (const part of stream.end()) send(part);
  * ```
@@ -78,17 +91,30 @@ export interface PartStream {
 export function createPartStream(
   maxChars: number,
   onFallback?: (error: unknown) => void,
+  options: PartStreamOptions = {},
 ): PartStream {
-  const markdown = createMarkdownStream(onFallback);
+  const { maxParts = Infinity, lex } = options;
+  const markdown = createMarkdownStream(onFallback, { lex });
   const cutter = createCutter(maxChars);
+  let given = 0;
+  const giveOut = (parts: string[]): string[] => {
+    const kept = parts.slice(0, maxParts + 1 - given);
+    given += kept.length;
+    return kept;
+  };
   return {
     push(piece) {
-      cutter.add(markdown.push(piece));
-      return cutter.take(false);
+      if (given > maxParts) return [];
+      const text = markdown.push(piece);
+      // Where the next cut goes depends only on the text so far.
+      if (text === "") return [];
+      cutter.add(text);
+      return giveOut(cutter.take(false));
     },
     end() {
+      if (given > maxParts) return [];
       cutter.add(markdown.end());
-      return cutter.take(true);
+      return giveOut(cutter.take(true));
     },
   };
 }

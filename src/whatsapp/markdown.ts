@@ -29,9 +29,19 @@
  * @module
  */
 
-import type { Links, Token, Tokens } from "marked";
+import type { Links, Token, Tokens, TokensList } from "marked";
 import { BLOCK_SEPARATOR, lexMarkdown, normalizeNewlines, renderBlock } from "./_blocks.ts";
-import { isWideTable, renderCard } from "./_table.ts";
+import {
+  describeOpen,
+  extendOpen,
+  isWideSoFar,
+  type Lex,
+  type OpenBlock,
+  type OpenTable,
+} from "./_open_block.ts";
+import { renderCard } from "./_table.ts";
+
+export type { Lex } from "./_open_block.ts";
 
 export { displayWidth, MONOSPACE_TABLE_WIDTH } from "./_table.ts";
 
@@ -72,11 +82,22 @@ export interface MarkdownStream {
   end(): string;
 }
 
+/** How a {@linkcode MarkdownStream} reads Markdown. */
+export interface MarkdownStreamOptions {
+  /** The Markdown lexer; tests pass one that counts what it is given. */
+  lex?: Lex;
+}
+
 /**
  * Converts Markdown as it streams in. A block is final once the next block
  * has begun (later text cannot change it), and the rows of a table already
  * too wide for a monospace block are final card by card. All the pieces
  * returned, concatenated, equal {@linkcode markdownToWhatsApp} of the whole.
+ *
+ * A push costs about what it adds: the lines it completes are read on their
+ * own (a table row, a list item, a line of code) while they only extend the
+ * block still open, and the whole unfinished text is lexed again only when
+ * they may end it.
  *
  * @example
  * ```ts
@@ -86,13 +107,21 @@ export interface MarkdownStream {
  * stream.end(); // "\n\nDetails follow."
  * ```
  */
-export function createMarkdownStream(onFallback?: (error: unknown) => void): MarkdownStream {
-  // Markdown not yet final; it always starts at a block boundary.
-  let source = "";
+export function createMarkdownStream(
+  onFallback?: (error: unknown) => void,
+  options: MarkdownStreamOptions = {},
+): MarkdownStream {
+  const lex = options.lex ?? lexMarkdown;
+  // Markdown not yet final, starting at a block boundary: `lexed` (what `open`
+  // describes), then whole lines not read since, then the line being written.
+  let lexed = "";
+  let fresh = "";
+  let partial = "";
+  let open: OpenBlock | undefined;
   // Once the parser fails, the rest goes out as written, at the end.
   let failed = false;
   let heldReturn = false;
-  // Rows of the table at the head of `source` already given out as cards.
+  // Rows of the table at the head of the text already given out as cards.
   let cardsOut = 0;
   let started = false;
   const links: Links = {};
@@ -104,18 +133,38 @@ export function createMarkdownStream(onFallback?: (error: unknown) => void): Mar
     return text;
   };
 
-  const take = (final: boolean): string => {
+  // The last row may still be cut mid-line; the ones before it are whole.
+  const cards = (table: OpenTable): string => {
+    const whole = table.table.rows.length - 1;
+    let text = "";
+    if (whole > cardsOut && isWideSoFar(table, whole)) {
+      for (; cardsOut < whole; cardsOut++) text += emit(renderCard(table.table, cardsOut));
+    }
+    return text;
+  };
+
+  const lexAll = (final: boolean): string => {
     // A line still being written can parse as the start of a new block
     // ("1" before "1. b"), making the block before it look finished.
-    const lines = final ? source : source.slice(0, source.lastIndexOf("\n") + 1);
-    let tokens: ReturnType<typeof lexMarkdown>;
+    const lines = lexed + fresh + (final ? partial : "");
+    if (final) partial = "";
+    let tokens: TokensList;
     try {
-      tokens = lexMarkdown(lines, links);
+      tokens = lex(lines, links);
     } catch (error) {
       failed = true;
       onFallback?.(error);
-      return final ? emit(asWritten(source)) : "";
+      lexed = lines;
+      fresh = "";
+      return final ? emit(asWritten(lines)) : "";
     }
+    return settle(tokens, lines, final);
+  };
+
+  // Gives out what `tokens`, the lex of `lines`, shows is final.
+  const settle = (tokens: TokensList, lines: string, final: boolean): string => {
+    fresh = "";
+    open = undefined;
     Object.assign(links, tokens.links);
     let last = tokens.length;
     if (!final) { while (last > 0 && tokens[last - 1].type === "space") last--; }
@@ -129,17 +178,25 @@ export function createMarkdownStream(onFallback?: (error: unknown) => void): Mar
       consumed += token.raw.length;
     });
     if (complete > 0) cardsOut = 0;
-    source = source.slice(consumed);
-    const open = tokens[complete];
-    if (!final && open?.type === "table" && complete < last) {
-      // The last row may be cut mid-line; the ones before it are whole.
-      const table = open as Tokens.Table;
-      const whole = table.rows.length - 1;
-      if (whole > cardsOut && isWideTable(table, whole)) {
-        for (; cardsOut < whole; cardsOut++) text += emit(renderCard(table, cardsOut));
-      }
+    lexed = lines.slice(consumed);
+    if (final) return text;
+    // What follows what became final was lexed behind it; alone it may read
+    // differently, so the next push lexes it alone before trusting it.
+    if (complete === 0) open = describeOpen(tokens, lines);
+    const head = tokens[complete];
+    if (head?.type === "table" && complete < last) {
+      text += cards(open?.kind === "table" ? open : tableAt(head as Tokens.Table));
     }
     return text;
+  };
+
+  const take = (): string => {
+    const extended = open && extendOpen(open, fresh, lex, links);
+    if (!extended) return lexAll(false);
+    if (extended.kind === "lexed") return settle(extended.tokens, lexed + fresh, false);
+    lexed += fresh;
+    fresh = "";
+    return extended.kind === "rows" && open?.kind === "table" && open.cards ? cards(open) : "";
   };
 
   return {
@@ -148,16 +205,36 @@ export function createMarkdownStream(onFallback?: (error: unknown) => void): Mar
       // A "\r" at the end may be half of a "\r\n" still on its way.
       heldReturn = piece.endsWith("\r");
       if (heldReturn) piece = piece.slice(0, -1);
-      source += normalizeNewlines(piece);
+      piece = normalizeNewlines(piece);
       // Blocks only end at line breaks.
-      if (failed || !(piece.includes("\n") || piece.includes("\r"))) return "";
-      return take(false);
+      const lineEnd = piece.lastIndexOf("\n") + 1;
+      if (lineEnd === 0) {
+        partial += piece;
+        return "";
+      }
+      fresh += partial + piece.slice(0, lineEnd);
+      partial = piece.slice(lineEnd);
+      return failed ? "" : take();
     },
     end() {
-      if (heldReturn) source += "\n";
+      if (heldReturn) partial += "\n";
       heldReturn = false;
-      return failed ? emit(asWritten(source)) : take(true);
+      return failed ? emit(asWritten(lexed + fresh + partial)) : lexAll(true);
     },
+  };
+}
+
+/** A table seen for the first time, nothing of it measured yet. */
+function tableAt(table: Tokens.Table): OpenTable {
+  return {
+    kind: "table",
+    lead: [],
+    text: "",
+    prefix: "",
+    table,
+    cards: true,
+    measured: 0,
+    wide: false,
   };
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 export * from "./twilio_client.ts";
-export type { PartMarkers, PartStream } from "./format.ts";
+export type { PartMarkers, PartStream, PartStreamOptions } from "./format.ts";
 
 let formatting: Promise<typeof import("./format.ts")> | undefined;
 

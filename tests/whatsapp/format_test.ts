@@ -9,6 +9,7 @@ import {
 } from "../../src/whatsapp/format.ts";
 import { words } from "../_helpers.ts";
 import { ALL_ANSWERS, LONG_CODE, LONG_REPORT, MANY_ROWS } from "../fixtures/ayd_answers.ts";
+import { countingLex } from "./_counting_lex.ts";
 
 function assertParts(text: string, max: number): string[] {
   const parts = splitMessage(text, max);
@@ -150,4 +151,34 @@ Deno.test("markers - none, count and total", () => {
   assert.equal(labelPart("text", 0, 3, "total"), "text\n(1/3)");
   assert.equal(labelPart("only part", 0, 1, "total"), "only part");
   assert.ok(labelPart("x".repeat(1592), 19, 20, "total").length <= 1592 + MARKER_ROOM);
+});
+
+Deno.test("split - past maxParts the part stream gives out one part more, then reads nothing", () => {
+  const answer = Array.from({ length: 200 }, (_, i) => `Paragraph ${i}: late orders by region.`)
+    .join("\n\n");
+  const whole = formatAnswer(answer, 100);
+  assert.ok(whole.length > 10);
+  const counted = countingLex();
+  const stream = createPartStream(100, undefined, { maxParts: 3, lex: counted.lex });
+  const parts: string[] = [];
+  let i = 0;
+  for (; i < answer.length && parts.length <= 3; i += 10) {
+    parts.push(...stream.push(answer.slice(i, i + 10)));
+  }
+  assert.deepEqual(parts, whole.slice(0, 4), "the parts of the whole answer, and one to spare");
+  const lexed = counted.chars;
+  for (; i < answer.length; i += 10) assert.deepEqual(stream.push(answer.slice(i, i + 10)), []);
+  assert.deepEqual(stream.end(), []);
+  assert.equal(counted.chars, lexed, "nothing lexed once the parts are enough");
+});
+
+Deno.test("split - an answer within maxParts streams whole", () => {
+  for (const [name, answer] of Object.entries(ALL_ANSWERS)) {
+    const whole = formatAnswer(answer, 500);
+    const stream = createPartStream(500, undefined, { maxParts: whole.length });
+    const parts: string[] = [];
+    for (let i = 0; i < answer.length; i += 7) parts.push(...stream.push(answer.slice(i, i + 7)));
+    parts.push(...stream.end());
+    assert.deepEqual(parts, whole, name);
+  }
 });

@@ -7,6 +7,7 @@ import {
 } from "../../src/whatsapp/markdown.ts";
 import { lexMarkdown } from "../../src/whatsapp/_blocks.ts";
 import { ALL_ANSWERS, TOP_CUSTOMERS } from "../fixtures/ayd_answers.ts";
+import { countingLex } from "./_counting_lex.ts";
 
 const wa = markdownToWhatsApp;
 
@@ -187,4 +188,75 @@ Deno.test("markdown stream - after a parser failure the rest goes out as written
   assert.ok(errors.length >= 1);
   assert.match(text, /^\*Before\*\n\nFine paragraph\./, "what was final before stays formatted");
   assert.ok(text.endsWith(UNPARSABLE + "\n\nAfter it."), text);
+});
+
+/** Long answers of one shape each: the blocks that stay unfinished until a blank line. */
+function longShapes(): Record<string, string> {
+  const row = (i: number) =>
+    `| ${1000 + i} | Customer ${i} GmbH | 2026-11-01 | DHL Express | weather_delay at hub ${i} |`;
+  const wide = "| order_id | customer_name | shipped_at | carrier | delay_reason |\n" +
+    "|---|---|---|---|---|\n" + Array.from({ length: 400 }, (_, i) => row(i)).join("\n");
+  const lines = (count: number, line: (i: number) => string) =>
+    Array.from({ length: count }, (_, i) => line(i)).join("\n");
+  return {
+    "wide table": wide,
+    "wide table after an intro": "Late orders:\n\n" + wide + "\n\nThat is all.",
+    "narrow table": "| day | orders |\n|---|--:|\n" + lines(800, (i) => `| ${i} | ${i * 7} |`),
+    "tight list": lines(1500, (i) => `- order **${1000 + i}** is late`),
+    "tight list with trailing spaces": lines(1000, (i) => `- order ${i} is late  `),
+    "loose list": lines(300, (i) => `${i + 1}. **Order ${i}**\n   late by ${i % 9} days\n`),
+    "nested list": "1. Orders\n" + lines(1000, (i) => `   - order ${i}`),
+    "code block": "```sql\n" +
+      lines(2000, (i) => i % 10 === 9 ? "" : i % 10 === 0 ? "# step" : `SELECT ${i};`) +
+      "\n```\n\nDone.",
+    "indented code": lines(1000, (i) => i % 5 === 4 ? "" : `    SELECT ${i};`),
+    "paragraph of hard line breaks": lines(1500, (i) => `line ${i} of a long paragraph  `),
+    "quote": lines(1000, (i) => `> quoted line ${i}`),
+  };
+}
+
+Deno.test("markdown stream - a long block streamed in small pieces is lexed a few times over, not once a line", () => {
+  for (const [name, answer] of Object.entries(longShapes())) {
+    for (const size of [4, 16]) {
+      const counted = countingLex();
+      const stream = createMarkdownStream(undefined, { lex: counted.lex });
+      let text = "";
+      for (let i = 0; i < answer.length; i += size) text += stream.push(answer.slice(i, i + size));
+      text += stream.end();
+      const context = `${name} in pieces of ${size}`;
+      assert.equal(text, wa(answer), context);
+      assert.ok(counted.chars >= answer.length, `${context}: the lexer given is the one used`);
+      const times = counted.chars / answer.length;
+      assert.ok(times <= 4, `${context}: lexed ${times.toFixed(1)} times its length`);
+    }
+  }
+});
+
+Deno.test("markdown stream - the rows of a wide table still come out card by card, one lex a row", () => {
+  const header = "| customer_name | region | total_amount_usd |\n|---|---|---|\n";
+  const rows = Array.from({ length: 50 }, (_, i) => `| Customer ${i} | EMEA | ${i}.50 |\n`);
+  const counted = countingLex();
+  const stream = createMarkdownStream(undefined, { lex: counted.lex });
+  assert.equal(stream.push(header + rows[0]), "");
+  for (let i = 1; i < rows.length; i++) {
+    const before = counted.chars;
+    const card = stream.push(rows[i]);
+    assert.match(card, new RegExp(`^(\\n\\n)?\\*customer_name:\\* Customer ${i - 1}\\n`));
+    assert.ok(counted.chars - before <= header.length + rows[i].length, `row ${i}`);
+  }
+  assert.match(stream.end(), /^\n\n\*customer_name:\* Customer 49\n/);
+});
+
+Deno.test("markdown stream - the line that ends a long table does not lex the table again", () => {
+  const header = "| day | orders |\n|---|--:|\n";
+  const rows = Array.from({ length: 300 }, (_, i) => `| 2026-01-${i % 28} | ${i * 7} |\n`);
+  const counted = countingLex();
+  const stream = createMarkdownStream(undefined, { lex: counted.lex });
+  let text = stream.push("Orders by day:\n\n" + header);
+  for (const row of rows) text += stream.push(row);
+  const before = counted.chars;
+  text += stream.push("\nThat is all.");
+  assert.ok(counted.chars - before <= header.length + 2, `${counted.chars - before} characters`);
+  text += stream.end();
+  assert.equal(text, wa("Orders by day:\n\n" + header + rows.join("") + "\nThat is all."));
 });
