@@ -1,6 +1,7 @@
 /** Shared pieces of the benchmarks: fakes, the service as a process, figures. */
 import { startFakeAyd } from "../tests/fakes/fake_ayd.ts";
 import { startFakeTwilio } from "../tests/fakes/fake_twilio.ts";
+import { startKvConnectServer } from "../tests/fakes/kv_connect/mod.ts";
 import {
   ACCOUNT_SID,
   API_KEY,
@@ -12,6 +13,21 @@ import {
 } from "../tests/_helpers.ts";
 
 export { ACCOUNT_SID, API_KEY, AUTH_TOKEN, CHAT_ID };
+
+/**
+ * The KV Connect test server (`tests/fakes/kv_connect/`), with the
+ * environment that points the service at it: a remote KV whose round trips
+ * and commits can be counted.
+ */
+export async function startRemoteKv() {
+  const token = "bench-kv-connect-token";
+  const server = await startKvConnectServer({ token });
+  return {
+    server,
+    env: { DENO_KV_URL: server.url, DENO_KV_ACCESS_TOKEN: token },
+    [Symbol.asyncDispose]: () => server.close(),
+  };
+}
 
 /** Fake AYD and Twilio on loopback. */
 export async function startFakes() {

@@ -25,14 +25,18 @@ const results = {
   startedAt: started.toISOString(),
   machine: { cores: navigator.hardwareConcurrency, os: Deno.build.os, arch: Deno.build.arch },
   deno: Deno.version.deno,
-  ingress: await ingress({ perLevel: quick ? 1000 : 4000, levels: [1, 16, 32, 64] }),
+  ingress: await ingress({
+    perLevel: quick ? 1000 : 4000,
+    levels: [1, 16, 32, 64],
+    remoteLevel: 32,
+  }),
   pipeline: await pipeline({
     messages: quick ? 400 : 2000,
     numbers: 200,
     rate: 100,
     answerMs: 500,
     answerChars: 800,
-    backends: ["kv-queue", "outbox"],
+    backends: ["kv-queue", "outbox", "kv-connect"],
   }),
   // Long answers: the first part goes out while AYD is still writing.
   longAnswers: await pipeline({

@@ -8,7 +8,16 @@
  */
 import { formatAnswer } from "../src/whatsapp/format.ts";
 import { startMain } from "../tests/_process.ts";
-import { benchEnv, post, signedRequests, startFakes, summarize, table, until } from "./_shared.ts";
+import {
+  benchEnv,
+  post,
+  signedRequests,
+  startFakes,
+  startRemoteKv,
+  summarize,
+  table,
+  until,
+} from "./_shared.ts";
 
 export async function pipeline(options: {
   messages: number;
@@ -17,7 +26,8 @@ export async function pipeline(options: {
   rate: number;
   answerMs: number;
   answerChars: number;
-  backends: ("kv-queue" | "outbox")[];
+  /** `kv-connect`: outbox on a remote KV, the KV Connect test server, with its round trips counted. */
+  backends: ("kv-queue" | "outbox" | "kv-connect")[];
 }) {
   const rows = [];
   for (const backend of options.backends) {
@@ -69,7 +79,11 @@ export async function pipeline(options: {
         }
         return originalPush(...items);
       };
-      await using service = await startMain(benchEnv(dir, fakes, { JOB_BACKEND: backend }));
+      const remote = backend === "kv-connect" ? await startRemoteKv() : undefined;
+      await using _remote = remote;
+      const where = remote ? remote.env : { JOB_BACKEND: backend };
+      await using service = await startMain(benchEnv(dir, fakes, where));
+      const before = remote && { ...remote.server.stats };
       const requests = signedRequests(options.messages, options.numbers, (i) => `m${i}`);
       const started = performance.now();
       // Open loop: messages arrive at `rate` whatever the service does.
@@ -92,6 +106,14 @@ export async function pipeline(options: {
         [...streamEnded].map(([q, t]) => t - (askStarted.get(q) ?? t)),
       );
       const duplicates = [...seenBodies.values()].reduce((n, c) => n + c - 1, 0);
+      const perMessage = (n: number) => Math.round((n / options.messages) * 10) / 10;
+      const kvCost: Record<string, number | string> = remote && before
+        ? {
+          "commits/msg": perMessage(remote.server.stats.commits - before.commits),
+          "reads/msg": perMessage(remote.server.stats.snapshotReads - before.snapshotReads),
+          "round trips/msg": perMessage(remote.server.stats.roundTrips - before.roundTrips),
+        }
+        : { "commits/msg": "", "reads/msg": "", "round trips/msg": "" };
       rows.push({
         backend,
         messages: options.messages,
@@ -107,6 +129,7 @@ export async function pipeline(options: {
         "stream p50 ms": stream.p50,
         duplicates,
         lost: options.messages - delivered.size,
+        ...kvCost,
       });
     } finally {
       await Deno.remove(dir, { recursive: true });
