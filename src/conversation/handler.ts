@@ -61,6 +61,12 @@ export interface ReplyPart {
   mediaUrl?: string;
 }
 
+/** A reply saved and about to be delivered, with its parts as saved. */
+interface Replying {
+  record: MessageRecord;
+  parts: Map<number, ReplyPart>;
+}
+
 /** The KV key of one part of a reply waiting to go out. */
 export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
   "reply_parts",
@@ -161,7 +167,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     record: MessageRecord,
     text: string,
     failure: string,
-  ): Promise<Disposition | MessageRecord> {
+  ): Promise<Disposition | Replying> {
     const sent = record.sentParts ?? 0;
     const replying: MessageRecord = {
       ...record,
@@ -178,7 +184,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       }
       return op.set(replyPartKey(record.messageSid, sent), { body: text } satisfies ReplyPart);
     });
-    return kept ? replying : "lost";
+    return kept ? { record: replying, parts: new Map([[sent, { body: text }]]) } : "lost";
   }
 
   /**
@@ -214,7 +220,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return queued;
   }
 
-  async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | MessageRecord> {
+  async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | Replying> {
     if (queued.state === "asking") queued = await resumeAsking(queued);
     const alreadySent = queued.sentParts ?? 0;
     if (queued.state === "asking" && alreadySent > 0) {
@@ -303,17 +309,23 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const { sent, lost, uncertainSince } = await early.settled();
     if (!saved || lost) return "lost";
     if (sent > 0) log.info("reply.streamed", { ...fieldsOf(record), parts: sent });
-    return { ...replying, sentParts: sent, sendingSince: uncertainSince };
+    return {
+      record: { ...replying, sentParts: sent, sendingSince: uncertainSince },
+      parts: new Map(parts.map((part, i) => [i, part])),
+    };
   }
 
-  async function deliver(
-    lease: Lease,
-    replying: MessageRecord,
-    resumed: boolean,
-  ): Promise<Disposition> {
-    const prefix = ["reply_parts", replying.messageSid];
-    const parts = new Map<Deno.KvKeyPart, ReplyPart>();
-    for await (const entry of kv.list<ReplyPart>({ prefix })) parts.set(entry.key[2], entry.value);
+  /** The parts of a reply as saved: known to the run that saved them, else read back. */
+  async function savedParts(sid: string): Promise<Map<number, ReplyPart>> {
+    const parts = new Map<number, ReplyPart>();
+    for await (const entry of kv.list<ReplyPart>({ prefix: ["reply_parts", sid] })) {
+      parts.set(entry.key[2] as number, entry.value);
+    }
+    return parts;
+  }
+
+  async function deliver(lease: Lease, reply: Replying, resumed: boolean): Promise<Disposition> {
+    const { record: replying, parts } = reply;
     let record = replying;
     const total = record.parts ?? parts.size;
     for (let index = record.sentParts ?? 0; index < total; index++) {
@@ -351,7 +363,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
           REPLIES.failure,
           reason,
         );
-        return typeof apology === "object" && "state" in apology
+        return typeof apology === "object" && "record" in apology
           ? deliver(lease, apology, false)
           : apology;
       }
@@ -366,9 +378,11 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
 
   return {
     async handle(record, lease) {
-      if (record.state === "replying") return deliver(lease, record, true);
+      if (record.state === "replying") {
+        return deliver(lease, { record, parts: await savedParts(record.messageSid) }, true);
+      }
       const asked = await ask(lease, record);
-      return typeof asked === "object" && "state" in asked ? deliver(lease, asked, false) : asked;
+      return typeof asked === "object" && "record" in asked ? deliver(lease, asked, false) : asked;
     },
     async abandon(item, reason, lease) {
       const record = item.record;
