@@ -104,6 +104,13 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
       SESSIONS_CSV_PATH: `${dir}/ayd_sessions.csv`,
       LOG_LEVEL: "info",
     }));
+    const started = JSON.parse(
+      main.output().split("\n").find((line) => line.includes('"service.started"'))!,
+    );
+    assert.equal(started.url, main.url);
+    assert.equal(started.webhook_url, "https://bridge.example.com/whatsapp", "what Twilio needs");
+    assert.equal(started.health_url, "https://bridge.example.com/health");
+    assert.match(started.first_message, /logs webhook\.received/);
     const params = whatsAppParams({ Body: "from a real process" });
     const response = await postForm(main.url, params, { "x-twilio-signature": sign(params) });
     assert.equal(response.status, 200);
