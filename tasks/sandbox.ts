@@ -52,7 +52,7 @@ try {
     port,
     realAydEnv,
     adminToken: Deno.env.get("ADMIN_TOKEN"),
-    logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "error",
+    logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "warn",
   });
 } catch (error) {
   if (error instanceof SandboxConfigError) {
