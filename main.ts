@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Bridge, startBridge } from "./src/bridge.ts";
+import { type Bridge, startBridge, startupGuide } from "./src/bridge.ts";
 import { formatConfigProblems, loadConfig } from "./src/config.ts";
 import { kvOpenError, openKv } from "./src/storage/mod.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
@@ -39,6 +39,8 @@ opened.kv = await openKv(config.kvPath).catch((error) => {
   Deno.exit(1);
 });
 bridge = startBridge(config, { kv: opened.kv, log });
+// Standard output carries the JSON lines; a person at a terminal gets these too.
+if (Deno.stderr.isTerminal()) console.error(startupGuide(config, bridge.url));
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -29,6 +29,56 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
+/** What the start-up line says a first message logs, and what its absence means. */
+export const FIRST_MESSAGE = "a first WhatsApp message logs webhook.received; " +
+  "no line at all means Twilio calls another URL, and webhook.rejected with reason " +
+  "bad_signature means TWILIO_WEBHOOK_URL is not exactly the URL set in Twilio";
+
+/**
+ * Where Twilio and a health check reach the service from outside: the
+ * webhook URL to set in the Twilio Console (`TWILIO_WEBHOOK_URL` itself)
+ * and `/health` beside it.
+ *
+ * @example
+ * ```ts
+ * publicUrls({ twilioWebhookUrl: "https://bridge.example.com/whatsapp" });
+ * // { webhook: "https://bridge.example.com/whatsapp", health: "https://bridge.example.com/health" }
+ * ```
+ */
+export function publicUrls(config: Pick<Config, "twilioWebhookUrl">): {
+  webhook: string;
+  health: string;
+} {
+  const health = new URL("health", config.twilioWebhookUrl.split("#", 1)[0]);
+  health.search = "";
+  return { webhook: config.twilioWebhookUrl, health: health.href };
+}
+
+/**
+ * The start-up lines for a person at a terminal (the JSON line says the
+ * same for machines): where it listens, the URL to paste into Twilio, the
+ * health URL, and what a first message should log.
+ *
+ * @example
+ * ```ts
+ * if (Deno.stderr.isTerminal()) console.error(startupGuide(config, bridge.url));
+ * ```
+ */
+export function startupGuide(
+  config: Pick<Config, "twilioWebhookUrl" | "twilioFromNumber">,
+  url: string,
+): string {
+  const { webhook, health } = publicUrls(config);
+  return [
+    `Listening on ${url}.`,
+    `In the Twilio Console, set "When a message comes in" to ${webhook} (POST).`,
+    `From outside, ${health} should answer {"status":"ok",…}.`,
+    `Then send a WhatsApp message to ${config.twilioFromNumber}: it logs webhook.received. ` +
+    "No line at all: Twilio calls another URL. webhook.rejected with reason bad_signature: " +
+    "TWILIO_WEBHOOK_URL is not exactly the URL set in Twilio.",
+  ].join("\n");
+}
+
 /** The largest number of attempts a message's job gets. */
 export const MAX_JOB_ATTEMPTS = 10;
 
@@ -158,7 +208,14 @@ export function startBridge(
   }, app.fetch);
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
-  log.info("service.started", { url, job_backend: jobs.backend });
+  const reachable = publicUrls(config);
+  log.info("service.started", {
+    url,
+    job_backend: jobs.backend,
+    webhook_url: reachable.webhook,
+    health_url: reachable.health,
+    first_message: FIRST_MESSAGE,
+  });
   if (!config.allowedNumbers) {
     log.warn("config.everyone_allowed", {
       hint: "ALLOWED_NUMBERS is unset: anyone who knows the number can query your database",

@@ -92,23 +92,28 @@ interface Variable {
 const VARIABLES = {
   TWILIO_ACCOUNT_SID: {
     schema: z.string().regex(/^AC[0-9a-fA-F]{32}$/),
-    hint:
-      "your Twilio Account SID: AC followed by 32 hex characters (Twilio Console → Account info)",
+    hint: "your Twilio Account SID, AC followed by 32 hex characters " +
+      "(Twilio Console, console.twilio.com → Account Dashboard → Account Info → Account SID)",
   },
   TWILIO_AUTH_TOKEN: {
     schema: z.string().regex(/^\S+$/),
-    hint: "your Twilio Auth Token (Twilio Console → Account info)",
+    hint: "your Twilio Auth Token " +
+      "(Twilio Console → Account Dashboard → Account Info → Auth Token; click Show)",
   },
   TWILIO_FROM_NUMBER: {
     schema: z.string().transform((v) => v.replace(/^whatsapp:/i, "")).pipe(
       z.string().regex(e164),
     ),
-    hint: "the WhatsApp-enabled Twilio number in E.164 form, e.g. +14155238886",
+    hint: "the WhatsApp-enabled Twilio number in E.164 form, e.g. +14155238886 " +
+      "(Twilio Console → Messaging → Senders → WhatsApp senders; the WhatsApp sandbox's " +
+      "number is under Messaging → Try it out → Send a WhatsApp message)",
   },
   TWILIO_WEBHOOK_URL: {
     schema: httpUrl,
     hint:
-      "the public URL configured in Twilio for incoming messages, e.g. https://your-domain.com/whatsapp",
+      "this service's public URL ending in /whatsapp, e.g. https://bridge.example.com/whatsapp, " +
+      "exactly as set in the Twilio Console (Messaging → your WhatsApp sender, or the sandbox's " +
+      'settings → "When a message comes in")',
   },
   TWILIO_API_BASE_URL: {
     schema: httpUrl.optional(),
@@ -116,11 +121,12 @@ const VARIABLES = {
   },
   ASKYOURDATABASE_API_KEY: {
     schema: z.string().regex(/^\S+$/),
-    hint: "your AskYourDatabase API key",
+    hint: "your AskYourDatabase API key (AskYourDatabase dashboard → API Key)",
   },
   ASKYOURDATABASE_CHAT_ID: {
     schema: z.string().regex(/^\S+$/),
-    hint: "the AskYourDatabase chatbot ID to ask",
+    hint: "the ID of the AskYourDatabase chatbot to ask: open the chatbot in the " +
+      "AskYourDatabase dashboard and copy the ID from its URL",
   },
   AYD_BASE_URL: {
     schema: httpUrl,
@@ -277,7 +283,12 @@ export function loadConfig(
     const given = env[name]?.trim();
     const raw = given === "" && variable.emptyMeansEmpty ? "" : given || variable.fallback;
     const parsed = variable.schema.safeParse(raw);
-    if (parsed.success) {
+    if (raw !== undefined && !variable.emptyMeansEmpty && isPlaceholder(raw)) {
+      problems.push(
+        `${name} is still a placeholder (${shorten(raw)}, as in .env.example): ` +
+          `set it to ${variable.hint}.`,
+      );
+    } else if (parsed.success) {
       values[name] = parsed.data;
     } else if (raw === undefined) {
       problems.push(`${name} is missing: set it to ${variable.hint}.`);
@@ -349,6 +360,26 @@ export function formatConfigProblems(problems: string[]): string {
     ...problems.map((p) => `  - ${p}`),
     "Set these in the environment or in .env (see .env.example), then start again.",
   ].join("\n");
+}
+
+/**
+ * Values nobody means: `.env.example`'s `xxxx…` credentials (with or
+ * without an `AC`), its `your-domain.com`, and `<…>` blanks copied from
+ * the docs (`https://api.deno.com/databases/<database-id>/connect`).
+ *
+ * @example
+ * ```ts
+ * isPlaceholder("https://your-domain.com/whatsapp"); // true
+ * isPlaceholder("https://bridge.example.com/whatsapp"); // false
+ * ```
+ */
+export function isPlaceholder(value: string): boolean {
+  return /^(?:AC)?x{8,}$/i.test(value) || /\byour[-_](?:domain|host)\b/i.test(value) ||
+    /<[^<>\s]+>/.test(value);
+}
+
+function shorten(value: string): string {
+  return value.length > 40 ? `${value.slice(0, 39)}…` : value;
 }
 
 function trimSlash(url: string | undefined): string | undefined {

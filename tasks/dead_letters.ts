@@ -6,17 +6,19 @@
  *   deno task dead-letters retry SM…       retry one
  *   deno task dead-letters retry --all     retry every one
  *
- * KV is found as the service finds it: DENO_KV_URL (with
- * DENO_KV_ACCESS_TOKEN), else DENO_KV_PATH, else data/bridge.kv.
+ * KV is found as the service finds it (`.env` and the environment):
+ * DENO_KV_URL (with DENO_KV_ACCESS_TOKEN), else DENO_KV_PATH, else
+ * data/bridge.kv.
  */
 import { chooseBackend, listDeadLetters, retryDeadLetter } from "../src/jobs/mod.ts";
-import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
+import { resolveKvLocation } from "../src/storage/mod.ts";
 import { maskPhone } from "../src/log.ts";
+import { openTaskKv, wantsHelp } from "./_cli.ts";
 
-const USAGE = `Usage:
-  deno task dead-letters                 list dead letters
-  deno task dead-letters retry <MessageSid>…  retry the given ones
-  deno task dead-letters retry --all     retry every dead letter`;
+const USAGE = `Usage: deno task dead-letters [list | retry <MessageSid>… | retry --all]
+  deno task dead-letters                      list the messages whose job ended unanswered
+  deno task dead-letters retry <MessageSid>…  put the given ones back in line
+  deno task dead-letters retry --all          put every one back in line`;
 
 const DESCRIPTIONS = {
   queued: "queued again",
@@ -25,6 +27,10 @@ const DESCRIPTIONS = {
   changed: "changed while retrying; run again",
 } as const;
 
+if (wantsHelp(Deno.args) || Deno.args[0] === "help") {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const env = Deno.env.toObject();
 const location = resolveKvLocation(env);
 const [command, ...rest] = Deno.args;
@@ -37,10 +43,7 @@ if (command === "retry" && rest.length === 0) {
   Deno.exit(2);
 }
 
-const kv = await openKv(location).catch((error) => {
-  console.error(kvOpenError(location, error));
-  Deno.exit(1);
-});
+const kv = await openTaskKv(location, env);
 const letters = await listDeadLetters(kv);
 
 if (command === undefined || command === "list") {

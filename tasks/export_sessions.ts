@@ -1,50 +1,71 @@
 /**
- * `deno task export-sessions [--out PATH|-]`: writes every live session in
- * KV as the Flask app's `ayd_sessions.csv` (default path), atomically and
- * owner-only; `-` writes to standard output.
+ * `deno task export-sessions [--out PATH|-] [--force]`: writes every live
+ * session in KV as the Flask app's `ayd_sessions.csv`, atomically and
+ * owner-only; `-` writes to standard output. An existing file is never
+ * replaced without `--force`: in the Flask app's folder it is that app's
+ * own sessions.
  *
- * KV is found as the service finds it: DENO_KV_URL (with
- * DENO_KV_ACCESS_TOKEN, e.g. a Deno Deploy database), else DENO_KV_PATH,
- * else data/bridge.kv.
+ * KV is found as the service finds it (`.env` and the environment):
+ * DENO_KV_URL (with DENO_KV_ACCESS_TOKEN, e.g. a Deno Deploy database),
+ * else DENO_KV_PATH, else data/bridge.kv.
  */
-import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
+import { parseArgs } from "node:util";
+import { resolveKvLocation } from "../src/storage/mod.ts";
 import { exportSessionsCsv, writeFileAtomically } from "../src/ayd/mod.ts";
+import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
 
-const USAGE = "Usage: deno task export-sessions [--out PATH|-]   (default: ayd_sessions.csv)";
+const USAGE = `Usage: deno task export-sessions [--out PATH|-] [--force]
+  Writes every live AYD session in KV as ayd_sessions.csv, the Flask app's format.
+  --out PATH   where to write (default: ayd_sessions.csv); - for standard output
+  --force      replace PATH if it exists (without it an existing file is left alone)`;
 
-const args = [...Deno.args];
-let out = "ayd_sessions.csv";
-while (args.length > 0) {
-  const arg = args.shift()!;
-  if (arg === "--out" && args.length > 0) out = args.shift()!;
-  else if (arg.startsWith("--out=")) out = arg.slice("--out=".length);
-  else {
-    console.error(USAGE);
+if (wantsHelp(Deno.args)) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: { out: { type: "string", default: "ayd_sessions.csv" }, force: { type: "boolean" } },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
     Deno.exit(2);
   }
+})();
+
+const env = Deno.env.toObject();
+const toStdout = values.out === "-";
+const out = toStdout ? "-" : userPath(values.out, env);
+if (!toStdout && !values.force && await Deno.lstat(out).then(() => true, () => false)) {
+  console.error(refusal(out));
+  Deno.exit(1);
 }
 
-const location = resolveKvLocation(Deno.env.toObject());
-const kv = await openKv(location).catch((error) => {
-  console.error(kvOpenError(location, error));
-  Deno.exit(1);
-});
+const location = resolveKvLocation(env);
+const kv = await openTaskKv(location, env);
 try {
   const csv = await exportSessionsCsv(kv, { now: Date.now() });
   const count = csv.split("\r\n").length - 2;
-  if (out === "-") {
-    await Deno.stdout.write(new TextEncoder().encode(csv));
-  } else {
-    await writeFileAtomically(out, csv);
+  if (toStdout) await Deno.stdout.write(new TextEncoder().encode(csv));
+  else await writeFileAtomically(out, csv, { overwrite: values.force ?? false });
+  const sessions = `${count} session${count === 1 ? "" : "s"}`;
+  console.error(`Exported ${sessions} to ${toStdout ? "standard output" : out}.`);
+  if (count === 0) {
+    console.error(
+      "KV holds no live session. If the service has users, this is not its KV: " +
+        "set DENO_KV_PATH (or DENO_KV_URL) as the service has it, in .env or the environment.",
+    );
   }
-  console.error(
-    `Exported ${count} session${count === 1 ? "" : "s"} to ${
-      out === "-" ? "standard output" : out
-    }.`,
-  );
 } catch (error) {
-  console.error(`Export failed: ${(error as Error).message}`);
+  if (error instanceof Deno.errors.AlreadyExists) console.error(refusal(out));
+  else console.error(`Export failed: ${(error as Error).message}`);
   Deno.exitCode = 1;
 } finally {
   kv.close();
+}
+
+function refusal(path: string): string {
+  return `${path} exists and was left as it is (it may be the Flask app's own sessions).\n` +
+    "Write elsewhere with --out PATH, or replace it with --force.";
 }

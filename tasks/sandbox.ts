@@ -1,19 +1,22 @@
 /**
  * `deno task sandbox [--real-ayd] [--port N] [--host H]`: the real bridge with
- * a demo AYD (or, with `--real-ayd`, the AYD configured in the environment
- * or `.env`) and a Twilio stand-in; chat with it at the printed URL. No
- * credentials and no `.env` are needed for the demo. With `ADMIN_TOKEN` in
- * the environment the operator console opens too, and its URL is printed.
+ * a demo AYD (or, with `--real-ayd`, the AYD configured in `.env` or the
+ * environment) and a Twilio stand-in; chat with it at the printed URL. No
+ * credentials and no `.env` are needed for the demo. With `ADMIN_TOKEN` set
+ * the operator console opens too, and its URL is printed. The task reads
+ * `.env` as `deno task dev` does (`--env-file`, the environment wins).
  *
  * @module
  */
-import process from "node:process";
 import { parseArgs } from "node:util";
 import { formatConfigProblems } from "../src/config.ts";
 import { stdoutLines } from "../src/log.ts";
 import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/mod.ts";
 
-const USAGE = "usage: deno task sandbox [--real-ayd] [--port 8000] [--host 127.0.0.1]";
+const USAGE = `Usage: deno task sandbox [--real-ayd] [--port 8000] [--host 127.0.0.1]
+  Chat with the real bridge in a browser; AYD is a demo and Twilio a stand-in, nothing leaves here.
+  --real-ayd   ask your own AYD chatbot (ASKYOURDATABASE_API_KEY, ASKYOURDATABASE_CHAT_ID)
+  --port, --host  where to listen (default 127.0.0.1:8000; the page has no login, keep it local)`;
 
 const { values } = (() => {
   try {
@@ -22,6 +25,7 @@ const { values } = (() => {
         "real-ayd": { type: "boolean", default: false },
         port: { type: "string", default: "8000" },
         host: { type: "string", default: "127.0.0.1" },
+        help: { type: "boolean", short: "h" },
       },
     });
   } catch (error) {
@@ -29,20 +33,17 @@ const { values } = (() => {
     Deno.exit(2);
   }
 })();
+if (values.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   console.error(`--port must be a number from 0 to 65535\n${USAGE}`);
   Deno.exit(2);
 }
 
-let realAydEnv: Record<string, string | undefined> | undefined;
-if (values["real-ayd"]) {
-  // The variables may sit in .env, as for `deno task dev`; the environment wins.
-  try {
-    process.loadEnvFile(".env");
-  } catch { /* no .env: the environment alone */ }
-  realAydEnv = Deno.env.toObject();
-}
+const realAydEnv = values["real-ayd"] ? Deno.env.toObject() : undefined;
 
 let sandbox: Sandbox;
 try {
@@ -51,7 +52,7 @@ try {
     port,
     realAydEnv,
     adminToken: Deno.env.get("ADMIN_TOKEN"),
-    logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "error",
+    logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "warn",
   });
 } catch (error) {
   if (error instanceof SandboxConfigError) {

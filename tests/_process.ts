@@ -2,6 +2,7 @@
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
  * What `deno task start` passes to V8: a 2 MB young generation instead of the
@@ -30,6 +31,59 @@ export function mainCommand(env: Record<string, string>, script = MAIN): Deno.Co
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+/**
+ * What `deno task <name>` runs, read from `deno.json` (its flags, such as
+ * `--env-file=.env`, included), in `cwd` as if that were the project
+ * folder, with exactly `env`.
+ *
+ * @example
+ * ```ts
+ * const { code } = await taskCommand("import-sessions", ["old.csv"], { cwd: dir, env: {} }).output();
+ * ```
+ */
+export function taskCommand(
+  name: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string> },
+): Deno.Command {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const [deno, run, ...flags] = (config.tasks[name] as string).split(" ");
+  const script = flags.pop()!;
+  if (deno !== "deno" || run !== "run") throw new Error(`task ${name} is not a deno run`);
+  return new Deno.Command(Deno.execPath(), {
+    args: [run, `--config=${ROOT}deno.json`, ...flags, `${ROOT}${script}`, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: {
+      ...options.env,
+      NO_COLOR: "1",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * Runs {@linkcode taskCommand} to its end.
+ *
+ * @example
+ * ```ts
+ * const { code, out, err } = await runTask("dead-letters", [], { cwd: dir, env: {} });
+ * ```
+ */
+export async function runTask(
+  name: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string> },
+): Promise<{ code: number; out: string; err: string }> {
+  const { code, stdout, stderr } = await taskCommand(name, args, options).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code, out: text(stdout), err: text(stderr) };
 }
 
 /** A running `main.ts`. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatConfigProblems, loadConfig } from "../src/config.ts";
+import { parseEnv } from "node:util";
+import { formatConfigProblems, isPlaceholder, loadConfig } from "../src/config.ts";
 
 const VALID = {
   TWILIO_ACCOUNT_SID: "AC" + "a".repeat(32),
@@ -126,4 +127,65 @@ Deno.test("config - a remote KV (DENO_KV_URL) runs outbox, needs its token, and 
   const bad = loadConfig({ ...VALID, DENO_KV_URL: "denokv-host:4512", DENO_KV_ACCESS_TOKEN: "t" });
   assert.ok(!bad.ok);
   assert.match(bad.problems.join("\n"), /^DENO_KV_URL is invalid/);
+});
+
+/** `.env.example` as `--env-file` reads it (comments and blank lines dropped). */
+async function exampleEnv(): Promise<Record<string, string>> {
+  const text = await Deno.readTextFile(new URL("../.env.example", import.meta.url));
+  return parseEnv(text) as Record<string, string>;
+}
+
+Deno.test("config - a copy of .env.example is refused, naming every placeholder and where to find it", async () => {
+  const result = loadConfig(await exampleEnv());
+  assert.ok(!result.ok);
+  assert.deepEqual(result.problems.map((p) => p.split(" ", 1)[0]), [
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_WEBHOOK_URL",
+    "ASKYOURDATABASE_API_KEY",
+    "ASKYOURDATABASE_CHAT_ID",
+  ]);
+  for (const problem of result.problems) {
+    assert.match(problem, /^\w+ is still a placeholder \(.+, as in \.env\.example\): set it to /);
+  }
+  const [sid, token, url, key, chat] = result.problems;
+  assert.match(sid, /Twilio Console, console\.twilio\.com → Account Dashboard → Account Info/);
+  assert.match(token, /Auth Token; click Show/);
+  assert.match(url, /\(https:\/\/your-domain\.com\/whatsapp,[^]*"When a message comes in"/);
+  assert.match(key, /AskYourDatabase dashboard → API Key/);
+  assert.match(chat, /copy the ID from its URL/);
+});
+
+Deno.test("config - fixing only the Account SID still leaves the other placeholders refused", async () => {
+  const result = loadConfig({
+    ...await exampleEnv(),
+    TWILIO_ACCOUNT_SID: VALID.TWILIO_ACCOUNT_SID,
+  });
+  assert.ok(!result.ok);
+  assert.deepEqual(result.problems.map((p) => p.split(" ", 1)[0]), [
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_WEBHOOK_URL",
+    "ASKYOURDATABASE_API_KEY",
+    "ASKYOURDATABASE_CHAT_ID",
+  ]);
+});
+
+Deno.test("config - placeholder shapes: all x, your-domain, <blanks>; real values pass", () => {
+  for (const value of ["xxxxxxxx", "ACXXXXXXXXXXXX", "https://your-domain.com/whatsapp"]) {
+    assert.ok(isPlaceholder(value), value);
+  }
+  assert.ok(isPlaceholder("https://api.deno.com/databases/<database-id>/connect"));
+  assert.ok(isPlaceholder("https://<your-host>/whatsapp"));
+  for (const value of ["x", "xx-token", "https://bridge.example.com/whatsapp", "ayd-key", "<3"]) {
+    assert.ok(!isPlaceholder(value), value);
+  }
+  const reply = loadConfig({ ...VALID, DENIED_REPLY: "Ask <admin> for access" });
+  assert.ok(reply.ok, "free text is not checked for blanks");
+  const kv = loadConfig({
+    ...VALID,
+    DENO_KV_URL: "https://api.deno.com/databases/<database-id>/connect",
+    DENO_KV_ACCESS_TOKEN: "ddp_token",
+  });
+  assert.ok(!kv.ok);
+  assert.match(kv.problems[0], /^DENO_KV_URL is still a placeholder/);
 });

@@ -6,6 +6,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { parseSetCookie } from "set-cookie-parser";
+import { maskPhone } from "../log.ts";
 import { readText } from "./_read_text.ts";
 
 /** How to reach AYD. `fetch` is injectable for tests and instrumentation. */
@@ -79,7 +80,7 @@ export async function createAydSession(
       }),
       signal: context.signal,
     }), context.signal);
-  if (!response.ok) throw await httpError("session", response);
+  if (!response.ok) throw await httpError("session", response, [options.apiKey]);
   const { url } = await readJson(response, context.signal) as { url?: unknown };
   if (typeof url !== "string" || url === "") {
     throw new AydError("protocol", "session answer has no url");
@@ -164,7 +165,7 @@ export async function askAyd(
     await response.body?.cancel();
     throw new AydError("unauthorized", "ask answered 401", 401);
   }
-  if (!response.ok || !response.body) throw await httpError("ask", response);
+  if (!response.ok || !response.body) throw await httpError("ask", response, [token]);
 
   const answer: AydAnswer = { text: "", imageUrls: [] };
   let over = false;
@@ -240,7 +241,74 @@ async function readJson(response: Response, signal?: AbortSignal): Promise<unkno
   }
 }
 
-async function httpError(step: string, response: Response): Promise<AydError> {
-  await response.body?.cancel();
-  return new AydError("http", `${step} answered ${response.status}`, response.status);
+/**
+ * An AydError for an unexpected status that carries AYD's own words (its
+ * JSON `error` or `message`, else a short plain-text body), cut short,
+ * without the `secrets` the request carried or a phone number, and with the
+ * variable to check when the answer points at one.
+ */
+async function httpError(step: string, response: Response, secrets: string[]): Promise<AydError> {
+  const said = await aydSays(response, secrets);
+  const hint = /chat ?bot|botid/i.test(said)
+    ? " (check ASKYOURDATABASE_CHAT_ID)"
+    : step === "session" && (response.status === 401 || response.status === 403)
+    ? " (check ASKYOURDATABASE_API_KEY)"
+    : "";
+  return new AydError(
+    "http",
+    `${step} answered ${response.status}${said && `: ${said}`}${hint}`,
+    response.status,
+  );
+}
+
+/** What an error answer says, in at most 160 characters of one line; "" when nothing readable. */
+async function aydSays(response: Response, secrets: string[]): Promise<string> {
+  let text: string;
+  try {
+    text = await readLimited(response, 4_096);
+  } catch {
+    return "";
+  }
+  let said = "";
+  try {
+    const body = JSON.parse(text);
+    const field = body?.error ?? body?.message;
+    said = typeof field === "string"
+      ? field
+      : typeof field?.message === "string"
+      ? field.message
+      : "";
+  } catch {
+    const plain = /^text\/plain/i.test(response.headers.get("content-type") ?? "");
+    said = plain ? text : ""; // an HTML error page says nothing useful in a log line
+  }
+  for (const secret of secrets) if (secret) said = said.replaceAll(secret, "…");
+  // The session's name and email hold the user's number.
+  said = said.replace(/\+?\d{7,}/g, maskPhone).replace(/\s+/g, " ").trim();
+  return said.length > 160 ? said.slice(0, 159) + "…" : said;
+}
+
+/** The start of a body as text, at most `limit` bytes; the rest is not read. */
+async function readLimited(response: Response, limit: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, limit));
 }

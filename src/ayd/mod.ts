@@ -8,4 +8,5 @@
 export * from "./client.ts";
 export * from "./sessions.ts";
 export * from "./sessions_csv.ts";
+export * from "./sessions_import.ts";
 export * from "./sessions_export.ts";

@@ -6,10 +6,8 @@
  *
  * @module
  */
-import { parse } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
-import { expireAt } from "../storage/mod.ts";
-import { type AydSession, sessionKey } from "./sessions.ts";
+import type { AydSession } from "./sessions.ts";
 
 /** The file's columns, in the old app's order. */
 export const CSV_COLUMNS = ["phone_number", "session_id", "expires_at", "created_at"] as const;
@@ -18,18 +16,6 @@ export const CSV_COLUMNS = ["phone_number", "session_id", "expires_at", "created
 export interface CsvSession extends AydSession {
   phone: string;
 }
-
-/** What an import did; `invalid` carries 1-based line numbers. */
-export interface ImportReport {
-  imported: number;
-  expired: number;
-  unchanged: number;
-  /** Rows of a number that appears again with a later expiry. */
-  superseded: number;
-  invalid: { line: number; reason: string }[];
-}
-
-const E164 = /^\+[1-9]\d{6,14}$/;
 
 /**
  * Python's `str(float)` for a Unix time in seconds: the shortest text that
@@ -138,119 +124,4 @@ export function exportSessionsCsvStream(
       await sessions.return(undefined);
     },
   });
-}
-
-/**
- * Imports an old app's file into KV. Expired and malformed rows are skipped
- * (malformed ones reported with their line), the latest expiry wins for a
- * number that appears twice, and a session already in KV that is as new or
- * newer is kept. Importing the same file twice changes nothing.
- *
- * @example
- * ```ts
- * const report = await importSessionsCsv(kv, await Deno.readTextFile("ayd_sessions.csv"), { now: Date.now() });
- * ```
- */
-export async function importSessionsCsv(
-  kv: Deno.Kv,
-  text: string,
-  options: { now: number },
-): Promise<ImportReport> {
-  const report: ImportReport = {
-    imported: 0,
-    expired: 0,
-    unchanged: 0,
-    superseded: 0,
-    invalid: [],
-  };
-  let records: { record: string[]; info: { lines: number } }[];
-  try {
-    records = parse(text, {
-      bom: true,
-      info: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      record_delimiter: ["\r\n", "\n", "\r"],
-    }) as unknown as typeof records; // `info: true` wraps each record
-  } catch (error) {
-    const line = (error as { lines?: number }).lines ?? 0;
-    report.invalid.push({ line, reason: `unreadable CSV: ${(error as Error).message}` });
-    return report;
-  }
-  // The old app could lose its header line; then the first row is data.
-  let columns: readonly string[] = CSV_COLUMNS;
-  const first = records[0]?.record.map((f) => f.trim().toLowerCase());
-  if (first && CSV_COLUMNS.every((c) => first.includes(c))) {
-    columns = first;
-    records = records.slice(1);
-  }
-
-  const best = new Map<string, CsvSession>();
-  for (const { record, info } of records) {
-    const row = readRow(record, columns, info.lines);
-    if ("reason" in row) {
-      report.invalid.push(row);
-    } else if (row.expiresAt <= options.now) {
-      report.expired++;
-    } else {
-      const seen = best.get(row.phone);
-      if (seen) report.superseded++;
-      if (!seen || row.expiresAt > seen.expiresAt) best.set(row.phone, row);
-    }
-  }
-
-  for (const session of best.values()) {
-    const outcome = await store(kv, session, options.now);
-    report[outcome]++;
-  }
-  return report;
-}
-
-function readRow(
-  record: string[],
-  columns: readonly string[],
-  line: number,
-): CsvSession | { line: number; reason: string } {
-  if (record.length !== columns.length) {
-    return { line, reason: `expected ${columns.length} columns, found ${record.length}` };
-  }
-  const field = (name: string) => record[columns.indexOf(name)].trim();
-  const phone = field("phone_number").replace(/^whatsapp:/, "");
-  if (!E164.test(phone)) return { line, reason: "phone_number is not +E164" };
-  const token = field("session_id");
-  if (token === "") return { line, reason: "session_id is empty" };
-  const expiresText = field("expires_at");
-  const seconds = Number(expiresText);
-  if (expiresText === "" || !Number.isFinite(seconds)) {
-    return { line, reason: "expires_at is not a number" };
-  }
-  const createdText = field("created_at");
-  const createdAt = parseIsoLocal(createdText);
-  return {
-    phone,
-    token,
-    expiresAt: seconds * 1000,
-    createdAt: createdAt ?? seconds * 1000 - 7 * 86_400_000,
-    source: {
-      expiresAt: expiresText,
-      createdAt: createdAt === undefined ? undefined : createdText,
-    },
-  };
-}
-
-async function store(
-  kv: Deno.Kv,
-  session: CsvSession,
-  now: number,
-): Promise<"imported" | "unchanged"> {
-  const { phone, ...value } = session;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const current = await kv.get<AydSession>(sessionKey(phone));
-    const live = current.value && current.value.expiresAt > now ? current.value : undefined;
-    if (live && live.expiresAt >= value.expiresAt) return "unchanged";
-    const op = kv.atomic().check(current).set(sessionKey(phone), value);
-    const result = await expireAt(op, sessionKey(phone), value.expiresAt).commit();
-    if (result.ok) return "imported";
-  }
-  return "unchanged";
 }

@@ -10,23 +10,44 @@ import { exportSessionsCsv } from "./sessions_csv.ts";
 
 /**
  * Writes `text` to `path` through a temporary file in the same folder and a
- * rename, so readers never see half a file; mode 0600.
+ * rename, so readers never see half a file; mode 0600. With `overwrite:
+ * false` an existing `path` is left as it was and the write fails with
+ * `Deno.errors.AlreadyExists` (the file appears by a hard link, which never
+ * replaces one).
  *
  * @example
  * ```ts
- * await writeFileAtomically("ayd_sessions.csv", csv);
+ * await writeFileAtomically("ayd_sessions.csv", csv, { overwrite: false });
  * ```
  */
-export async function writeFileAtomically(path: string, text: string): Promise<void> {
+export async function writeFileAtomically(
+  path: string,
+  text: string,
+  options: { overwrite?: boolean } = {},
+): Promise<void> {
   const temporary = join(dirname(path), `.${crypto.randomUUID()}.tmp`);
   try {
     await Deno.writeTextFile(temporary, text, { mode: 0o600 });
     await Deno.chmod(temporary, 0o600); // the umask may have widened it
-    await Deno.rename(temporary, path);
+    if (options.overwrite ?? true) return await Deno.rename(temporary, path);
+    await linkNew(temporary, path);
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});
     throw error;
   }
+}
+
+/** Moves `from` to `to` unless `to` exists; where links are not supported, checks, then renames. */
+async function linkNew(from: string, to: string): Promise<void> {
+  try {
+    await Deno.link(from, to);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw error;
+    const exists = await Deno.lstat(to).then(() => true, () => false);
+    if (exists) throw new Deno.errors.AlreadyExists(`${to} exists`);
+    return await Deno.rename(from, to);
+  }
+  await Deno.remove(from);
 }
 
 /** Exports the live sessions in KV to `path`; resolves with how many. */

@@ -22,7 +22,15 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em
 button{font:inherit;padding:.25rem .8rem;cursor:pointer}
 header button{background:none;border:1px solid #8a96a8;color:#fff}
 input[type=password]{font:inherit;padding:.3rem;width:100%;box-sizing:border-box}
-.muted{color:#5d6878;font-size:.9em}`;
+.muted{color:#5d6878;font-size:.9em}
+td{overflow-wrap:anywhere}
+@media (max-width:40rem){
+main{padding:0 .6rem}section{padding:.4rem .6rem .8rem}
+table.cards tr:first-child{display:none}
+table.cards tr{display:block;border-bottom:1px solid #dde1e7;padding:.4rem 0}
+table.cards td{display:grid;grid-template-columns:7.5rem minmax(0,1fr);gap:.5rem;border:0;padding:.1rem 0;text-align:left}
+table.cards td::before{content:attr(data-label);color:#5d6878;font-size:.9em}
+}`;
 
 /** Every page's frame; `csrf` present = signed in (navigation and sign-out). */
 export const Layout: FC<{ title: string; csrf?: string; children?: Child }> = (props) => (
@@ -199,7 +207,7 @@ export const JobsPage: FC<{ csrf: string; recent: RecentJobs }> = ({ csrf, recen
     </p>
     <section>
       {recent.jobs.length === 0 ? <p>No messages yet.</p> : (
-        <table id="jobs">
+        <table id="jobs" class="cards">
           <tr>
             <th>received (UTC)</th>
             <th>MessageSid</th>
@@ -212,18 +220,18 @@ export const JobsPage: FC<{ csrf: string; recent: RecentJobs }> = ({ csrf, recen
           </tr>
           {recent.jobs.map((job) => (
             <tr>
-              <td>{time(job.receivedAt)}</td>
-              <td>
+              <td data-label="received">{time(job.receivedAt)}</td>
+              <td data-label="MessageSid">
                 <code>{job.messageSid}</code>
               </td>
-              <td>{job.from}</td>
-              <td>{job.state}</td>
-              <td>{job.outcome ?? "—"}</td>
-              <td class="n">{job.attempts}</td>
-              <td class="n">
+              <td data-label="from">{job.from}</td>
+              <td data-label="state">{stateOf(job)}</td>
+              <td data-label="outcome">{job.outcome ?? "—"}</td>
+              <td data-label="attempts" class="n">{job.attempts}</td>
+              <td data-label="parts sent" class="n">
                 {job.parts === undefined ? "—" : `${job.sentParts ?? 0}/${job.parts}`}
               </td>
-              <td>{job.lastError ?? ""}</td>
+              <td data-label="last error">{job.lastError ?? ""}</td>
             </tr>
           ))}
         </table>
@@ -262,7 +270,7 @@ export const DeadLettersPage: FC<{
       {letters.length === 0
         ? <p id="no-dead-letters">No dead letters.</p>
         : (
-          <table id="dead-letters">
+          <table id="dead-letters" class="cards">
             <tr>
               <th>failed (UTC)</th>
               <th>MessageSid</th>
@@ -273,14 +281,14 @@ export const DeadLettersPage: FC<{
             </tr>
             {letters.map((letter) => (
               <tr>
-                <td>{time(letter.failedAt)}</td>
-                <td>
+                <td data-label="failed">{time(letter.failedAt)}</td>
+                <td data-label="MessageSid">
                   <code>{letter.messageSid}</code>
                 </td>
-                <td>{letter.from}</td>
-                <td>{letter.reason}</td>
-                <td class="n">{letter.attempts}</td>
-                <td>
+                <td data-label="from">{letter.from}</td>
+                <td data-label="reason">{letter.reason}</td>
+                <td data-label="attempts" class="n">{letter.attempts}</td>
+                <td data-label="">
                   <form
                     method="post"
                     action={`/admin/console/dead-letters/${
@@ -322,6 +330,18 @@ const Row: FC<{ name: string; value: string | number }> = ({ name, value }) => (
     <td class="n">{value}</td>
   </tr>
 );
+
+/**
+ * A job's state as an operator reads it: a message that was never asked
+ * (over a rate limit, or from a number not allowed) is stored as answered,
+ * since its notice went out, but it got no answer.
+ */
+const stateOf = (job: RecentJobs["jobs"][number]) =>
+  job.outcome === "rate_limited"
+    ? "not asked (rate limited)"
+    : job.outcome === "denied"
+    ? "not asked (not allowed)"
+    : job.state;
 
 /** Counts stop at 10,000 to stay cheap; say so instead of pretending. */
 const counted = (n: number) => n >= 10_000 ? "10,000 or more" : String(n);

@@ -154,7 +154,9 @@ async function askAyd(
     if (text === "") return { text: REPLIES.empty, outcome: "empty", imageUrls: answer.imageUrls };
     return { text, outcome: "answered", imageUrls: answer.imageUrls };
   })().finally(() => clearTimeout(timer));
-  deps.log.info("ask.finished", {
+  // A failed ask is usually a setting (key, chatbot) or AYD itself: worth a warning.
+  const logAt = reply.outcome === "failed" ? deps.log.warn : deps.log.info;
+  logAt("ask.finished", {
     ...fields,
     outcome: reply.outcome,
     duration_ms: Math.round(performance.now() - started),

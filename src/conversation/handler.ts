@@ -148,7 +148,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       lastError: failure ?? record.lastError,
     };
     if (!await save(lease, final, ending(record, failure))) return "lost";
-    log.info("job.finished", {
+    (final.state === "failed" ? log.warn : log.info)("job.finished", {
       ...fieldsOf(final),
       state: final.state,
       outcome: final.outcome,

@@ -13,6 +13,23 @@ import { renderWhatsApp } from "./whatsapp_markup.ts";
 export const TEST_NUMBERS = ["+15550100001", "+15550100002", "+15550100003"];
 
 /**
+ * The test number a page's query asks for (`?phone=+15550100002`), else
+ * `fallback`. A `+` typed into a URL's query means a space to
+ * `URLSearchParams`, so a number that arrives as " 15550100002" gets its
+ * plus back. Runs in the page too (as its source text), so it uses nothing
+ * from around it.
+ *
+ * @example
+ * ```ts
+ * phoneFromQuery("?phone=+15550100002", "+15550100001"); // "+15550100002"
+ * ```
+ */
+export function phoneFromQuery(search: string, fallback: string): string {
+  const given = (new URLSearchParams(search).get("phone") ?? "").trim().replace(/^(?=\d)/, "+");
+  return /^\+[1-9]\d{6,14}$/.test(given) ? given : fallback;
+}
+
+/**
  * The page. `demo` adds buttons for the demo AYD's topics.
  *
  * @example
@@ -53,6 +70,7 @@ export function sandboxPage(options: { demo: boolean }): string {
 </main>
 <script>
 ${renderWhatsApp.toString()}
+${phoneFromQuery.toString()}
 ${SCRIPT}
 </script>
 </body>
@@ -86,12 +104,9 @@ form{display:flex;gap:8px;padding:8px 10px;background:#f0f2f5}
 #send{border:0;border-radius:50%;width:40px;background:#008069;color:#fff;font-size:16px;cursor:pointer}
 `;
 
-/** The page's behaviour; `renderWhatsApp` is defined just before it. */
+/** The page's behaviour; `renderWhatsApp` and `phoneFromQuery` are defined just before it. */
 const SCRIPT = `
-const params = new URLSearchParams(location.search);
-const phone = /^\\+[1-9]\\d{6,14}$/.test(params.get("phone") || "") ? params.get("phone") : "${
-  TEST_NUMBERS[0]
-}";
+const phone = phoneFromQuery(location.search, "${TEST_NUMBERS[0]}");
 const picker = document.getElementById("number");
 if (![...picker.options].some((o) => o.value === phone)) picker.add(new Option(phone), 0);
 picker.value = phone;
@@ -147,8 +162,13 @@ function bubble(event, mine) {
   for (const url of event.mediaUrls || []) {
     if (!/^https?:/.test(url)) continue;
     const img = document.createElement("img");
-    img.src = url;
     img.alt = "chart";
+    // The chart is taller once it has loaded: stay at the bottom if the chat was there.
+    img.onload = () => {
+      const below = chat.scrollHeight - chat.scrollTop - chat.clientHeight;
+      if (below <= img.offsetHeight + 48) chat.scrollTop = chat.scrollHeight;
+    };
+    img.src = url;
     text.append(img);
   }
   const meta = document.createElement("div");

@@ -30,7 +30,10 @@ export interface SandboxOptions {
   realAydEnv?: Record<string, string | undefined>;
   /** Default `:memory:`: each run starts with empty sessions and queues. */
   kvPath?: string;
-  /** Default `error`, so the terminal shows the URL and real problems only. */
+  /**
+   * Default `warn`: the terminal shows the URL, and what goes wrong (a wrong
+   * AYD setting with `realAydEnv`) in the bridge's own log lines.
+   */
   logLevel?: LogLevel;
   log?: Logger;
   /** The demo AYD's delay between text deltas (ms). */
@@ -109,7 +112,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     HOST: host,
     PORT: String(port),
     DENO_KV_PATH: options.kvPath ?? ":memory:",
-    LOG_LEVEL: options.logLevel ?? "error",
+    LOG_LEVEL: options.logLevel ?? "warn",
     ASKYOURDATABASE_API_KEY: demoKey,
     ASKYOURDATABASE_CHAT_ID: "sandbox-demo",
     ADMIN_TOKEN: options.adminToken,
@@ -151,7 +154,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   let kv: Deno.Kv | undefined;
   try {
     kv = await openKv(config.kvPath);
-    const log = options.log ?? createLogger({ level: config.logLevel });
+    const log = withoutAllowlistWarning(options.log ?? createLogger({ level: config.logLevel }));
     bridge = startBridge(config, { kv, log, routes: { "/sandbox": routes } });
   } catch (error) {
     kv?.close();
@@ -173,6 +176,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     demoAyd,
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * The bridge warns at start when anyone may ask; in the sandbox only its
+ * own page can post signed messages, so the warning would be untrue.
+ */
+function withoutAllowlistWarning(log: Logger): Logger {
+  return {
+    ...log,
+    warn: (event, fields) =>
+      event === "config.everyone_allowed" ? undefined : log.warn(event, fields),
   };
 }
 

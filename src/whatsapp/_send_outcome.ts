@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { maskPhone } from "../log.ts";
 import { LookupIncomplete } from "./_sent_lookup.ts";
 
 /**
@@ -74,4 +75,32 @@ export function failureReason(error: unknown): string {
   if (error instanceof TypeError) return "network error";
   if (error instanceof LookupIncomplete) return error.message;
   return error instanceof Error ? error.name : "unknown error";
+}
+
+/** Twilio error codes that point at one setting. */
+const SETTING_FOR_CODE: Record<number, string> = {
+  20003: "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+  21606: "TWILIO_FROM_NUMBER",
+  63007: "TWILIO_FROM_NUMBER",
+};
+
+/**
+ * What Twilio said about a refused request, for a log line: its own
+ * message (twilio-node puts the answer's `message` there), phone numbers
+ * masked, on one line of at most 160 characters, and which setting to check
+ * when the error code names one; "" when Twilio said nothing.
+ *
+ * @example
+ * ```ts
+ * twilioSays({ status: 401, code: 20003, message: "Authenticate" });
+ * // ": Authenticate (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)"
+ * ```
+ */
+export function twilioSays(error: unknown): string {
+  const { message, code } = (error ?? {}) as { message?: unknown; code?: unknown };
+  let said = typeof message === "string" && !message.startsWith("[HTTP ") ? message : "";
+  said = said.replace(/\+?\d{7,}/g, maskPhone).replace(/\s+/g, " ").trim();
+  if (said.length > 160) said = said.slice(0, 159) + "…";
+  const setting = typeof code === "number" ? SETTING_FOR_CODE[code] : undefined;
+  return (said && `: ${said}`) + (setting ? ` (check ${setting})` : "");
 }

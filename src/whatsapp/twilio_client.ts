@@ -17,7 +17,7 @@ import { backoffDelay } from "../backoff.ts";
 import { type Logger, maskPhone } from "../log.ts";
 import type RequestClient from "twilio/lib/base/RequestClient.d.ts";
 import { createLimit } from "./_limit.ts";
-import { classifyFailure, failureReason } from "./_send_outcome.ts";
+import { classifyFailure, failureReason, twilioSays } from "./_send_outcome.ts";
 import { findSentIn, type SentQuery } from "./_sent_lookup.ts";
 
 export type { SentQuery } from "./_sent_lookup.ts";
@@ -196,7 +196,7 @@ export function createWhatsAppSender(options: {
           const failure = new TwilioSendError(
             status === undefined
               ? `Twilio unreachable: ${(error as Error).message}`
-              : `Twilio answered ${status}${code ? ` (error ${code})` : ""}`,
+              : `Twilio answered ${status}${code ? ` (error ${code})` : ""}${twilioSays(error)}`,
             status,
             code,
             attempt,
@@ -223,10 +223,11 @@ export function createWhatsAppSender(options: {
         data: { messageId: messageSid, channel: "whatsapp" },
       });
       if (response.statusCode < 200 || response.statusCode >= 300) {
+        const answer = parseJson(response.body);
         throw new TwilioSendError(
-          `typing indicator answered ${response.statusCode}`,
+          `typing indicator answered ${response.statusCode}${twilioSays(answer)}`,
           response.statusCode,
-          undefined,
+          typeof answer?.code === "number" ? answer.code : undefined,
           1,
         );
       }
@@ -315,6 +316,14 @@ export function fetchHttpClient(
     } as never;
   }
   return client as RequestClient;
+}
+
+function parseJson(text: unknown): { code?: unknown; message?: unknown } | undefined {
+  try {
+    return typeof text === "string" ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Form-encodes like twilio-node: list values repeat their name. */

@@ -33,3 +33,58 @@ Deno.test("ayd client - a stream that hangs without [DONE] ends at the deadline 
   });
   await assert.rejects(asking, (error) => error instanceof AydError && error.kind === "timeout");
 });
+
+Deno.test("ayd client - an error answer carries AYD's own words and the setting to check", async () => {
+  await using ayd = await startFakeAyd(OPTIONS);
+  const wrongBot = { ...OPTIONS, chatId: "no-such-bot", baseUrl: ayd.url };
+  await assert.rejects(
+    createAydSession(wrongBot, "+15551234567", { now: Date.now() }),
+    (error) =>
+      error instanceof AydError && error.status === 400 &&
+      error.message === "session answered 400: Chatbot not found (check ASKYOURDATABASE_CHAT_ID)",
+  );
+  const wrongKey = { ...OPTIONS, apiKey: "not-the-key", baseUrl: ayd.url };
+  await assert.rejects(
+    createAydSession(wrongKey, "+15551234567", { now: Date.now() }),
+    { message: "session answered 401: Unauthorized (check ASKYOURDATABASE_API_KEY)" },
+  );
+
+  const options = { ...OPTIONS, baseUrl: ayd.url };
+  const { token } = await createAydSession(options, "+15551234567", { now: Date.now() });
+  ayd.onAsk(() => ({ kind: "status", status: 503, body: '{"error":"Upstream busy"}' }));
+  await assert.rejects(askAyd(options, token, "q"), { message: "ask answered 503: Upstream busy" });
+  ayd.onAsk(() => ({
+    kind: "status",
+    status: 502,
+    body: "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    headers: { "content-type": "text/html" },
+  }));
+  await assert.rejects(askAyd(options, token, "q"), { message: "ask answered 502" });
+});
+
+Deno.test("ayd client - an error text never carries the API key or the user's number, and is cut short", async () => {
+  // An AYD that repeats what it was sent, as a careless error handler might.
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const body = await req.text();
+      const said = `bad request from ${req.headers.get("authorization")}: ${body} ${
+        "x".repeat(300)
+      }`;
+      return Response.json({ error: said }, { status: 400 });
+    },
+  );
+  const options = {
+    ...OPTIONS,
+    apiKey: "secret-key-0123",
+    baseUrl: `http://127.0.0.1:${server.addr.port}`,
+  };
+  const error = await createAydSession(options, "+15551234567", { now: Date.now() }).then(
+    () => assert.fail("the session was refused"),
+    (e: AydError) => e,
+  );
+  assert.match(error.message, /^session answered 400: bad request from Bearer …: /);
+  assert.doesNotMatch(error.message, /secret-key-0123|15551234567/);
+  assert.match(error.message, /\+\*{7}4567/, "the number masked, as in every log line");
+  assert.ok(error.message.length < 250, `${error.message.length} characters`);
+});

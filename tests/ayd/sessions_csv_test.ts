@@ -1,18 +1,22 @@
 /** `ayd_sessions.csv`: byte-compatible with Python's csv module, both ways. */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { createLogger } from "../../src/log.ts";
 import { type AydSession, sessionKey } from "../../src/ayd/sessions.ts";
 import {
   exportSessionsCsv,
   exportSessionsCsvStream,
-  importSessionsCsv,
   parseIsoLocal,
   pythonFloat,
   pythonIsoLocal,
 } from "../../src/ayd/sessions_csv.ts";
-import { cronEvery, scheduleSessionsExport } from "../../src/ayd/sessions_export.ts";
+import { importSessionsCsv } from "../../src/ayd/sessions_import.ts";
+import {
+  cronEvery,
+  scheduleSessionsExport,
+  writeFileAtomically,
+} from "../../src/ayd/sessions_export.ts";
 import { startTestBridge } from "../_helpers.ts";
+import { runTask } from "../_process.ts";
 
 const HAS_PYTHON = await new Deno.Command("python3", { args: ["--version"], stdout: "null" })
   .output().then((o) => o.success).catch(() => false);
@@ -95,7 +99,15 @@ Deno.test({
     assert.match(oldFile, /^phone_number,session_id,expires_at,created_at\r\n/);
 
     const report = await importSessionsCsv(kv, oldFile, { now: Date.now() });
-    assert.deepEqual(report, { imported: 3, expired: 1, unchanged: 0, superseded: 0, invalid: [] });
+    assert.deepEqual(report, {
+      imported: 3,
+      expired: 1,
+      unchanged: 0,
+      superseded: 0,
+      invalid: [],
+      replaced: [],
+      written: true,
+    });
 
     const exported = await exportSessionsCsv(kv, { now: Date.now() });
     const live = rows.filter((r) => r.expires > now).sort((a, b) => a.phone < b.phone ? -1 : 1);
@@ -108,11 +120,19 @@ Deno.test({
     assert.deepEqual(readBack, original.sort(byPhone));
 
     const again = await importSessionsCsv(kv, oldFile, { now: Date.now() });
-    assert.deepEqual(again, { imported: 0, expired: 1, unchanged: 3, superseded: 0, invalid: [] });
+    assert.deepEqual(again, {
+      imported: 0,
+      expired: 1,
+      unchanged: 3,
+      superseded: 0,
+      invalid: [],
+      replaced: [],
+      written: true,
+    });
   },
 });
 
-Deno.test("csv - each malformed row is reported with its line and skipped", async () => {
+Deno.test("csv - each malformed row is reported with its line; nothing is imported unless asked", async () => {
   using kv = await Deno.openKv(":memory:");
   const future = (Date.now() / 1000 + 3600).toFixed(3);
   const text = [
@@ -125,22 +145,127 @@ Deno.test("csv - each malformed row is reported with its line and skipped", asyn
     `+15556666666,"quoted, with comma",${future},2025-07-25T01:12:45`,
     `+15557777777,short-row`,
   ].join("\n"); // LF line endings
-  const report = await importSessionsCsv(kv, text, { now: Date.now() });
-  assert.equal(report.imported, 2);
-  assert.deepEqual(report.invalid, [
+  const invalid = [
     { line: 3, reason: "expected 4 columns, found 5" },
     { line: 4, reason: "expires_at is not a number" },
     { line: 5, reason: "phone_number is not +E164" },
     { line: 6, reason: "session_id is empty" },
     { line: 8, reason: "expected 4 columns, found 2" },
-  ]);
+  ];
+  const refused = await importSessionsCsv(kv, text, { now: Date.now() });
+  assert.deepEqual(refused.invalid, invalid);
+  assert.equal(refused.written, false);
+  assert.equal(refused.imported, 2, "what --skip-invalid would import");
+  assert.deepEqual(await Array.fromAsync(kv.list({ prefix: ["sessions"] })), []);
+
+  const skipping = await importSessionsCsv(kv, text, { now: Date.now(), skipInvalid: true });
+  assert.deepEqual(skipping.invalid, invalid);
+  assert.equal(skipping.written, true);
+  assert.equal(skipping.imported, 2);
   const quoted = await kv.get<AydSession>(sessionKey("+15556666666"));
   assert.equal(quoted.value?.token, "quoted, with comma");
 });
 
+/** The issue's file: four rows, CRLF, an unclosed quote on row 3 (line 4). */
+function brokenOnRow3(future = Date.now() / 1000 + 3600): string {
+  return "phone_number,session_id,expires_at,created_at\r\n" +
+    `+15551111111,tok-1,${future},2025-07-25T01:12:45\r\n` +
+    `+15552222222,"tok-2\r\nwith a line break",${future},2025-07-25T01:12:45\r\n` +
+    `+15553333333,"tok-3,${future},2025-07-25T01:12:45\r\n` +
+    `+15554444444,tok-4,${future},2025-07-25T01:12:45\r\n`;
+}
+
+Deno.test("csv - an unclosed quote is named at the line it opens on, and the rows after it still count", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const text = brokenOnRow3();
+  const refused = await importSessionsCsv(kv, text, { now: Date.now() });
+  assert.deepEqual(refused.invalid, [
+    { line: 5, reason: "a quoted field starts on this line and its closing quote is missing" },
+  ], "row 2 spans lines 3 and 4, so row 3 starts on line 5");
+  assert.equal(refused.written, false);
+  assert.equal(refused.imported, 3);
+  assert.equal((await kv.get(sessionKey("+15551111111"))).value, null, "nothing written");
+
+  const skipping = await importSessionsCsv(kv, text, { now: Date.now(), skipInvalid: true });
+  assert.equal(skipping.imported, 3);
+  const tokens = await Promise.all(
+    ["+15551111111", "+15552222222", "+15554444444"].map(async (phone) =>
+      (await kv.get<AydSession>(sessionKey(phone))).value?.token
+    ),
+  );
+  assert.deepEqual(tokens, ["tok-1", "tok-2\r\nwith a line break", "tok-4"]);
+});
+
+Deno.test("csv - a stray quote inside a field is named at its line", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const future = Date.now() / 1000 + 3600;
+  const text = `+15551111111,tok-1,${future},2025-07-25T01:12:45\n` +
+    `+15552222222,"tok"2,${future},2025-07-25T01:12:45\n` +
+    `+15553333333,tok-3,${future},2025-07-25T01:12:45\n`;
+  const report = await importSessionsCsv(kv, text, { now: Date.now(), skipInvalid: true });
+  assert.deepEqual(report.invalid.map((i) => i.line), [2]);
+  assert.match(report.invalid[0].reason, /quote inside a field/);
+  assert.equal(report.imported, 2);
+});
+
+Deno.test("csv - an unreadable created_at is replaced, with a warning at its line", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const expires = Math.floor(Date.now() / 1000) + 3600;
+  const text = "phone_number,session_id,expires_at,created_at\r\n" +
+    `+15551111111,tok-1,${expires},yesterday\r\n` +
+    `+15552222222,tok-2,${expires},\r\n` +
+    `+15553333333,tok-3,${expires},2025-07-25T01:12:45\r\n`;
+  const report = await importSessionsCsv(kv, text, { now: Date.now() });
+  assert.equal(report.written, true);
+  assert.deepEqual(report.replaced.map((r) => r.line), [2, 3]);
+  assert.match(
+    report.replaced[0].reason,
+    /^created_at "yesterday" is not a time like 2025-07-25T01:12:45: the session counts as created 7 days before it expires$/,
+  );
+  assert.match(report.replaced[1].reason, /^created_at is empty/);
+  const session = (await kv.get<AydSession>(sessionKey("+15551111111"))).value!;
+  assert.equal(session.createdAt, expires * 1000 - 7 * 86_400_000);
+});
+
+Deno.test("csv - a dry run reports what an import would do and writes nothing", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const now = Date.now();
+  const at = (hours: number) => (now / 1000 + hours * 3600).toString();
+  await kv.set(sessionKey("+15552222222"), {
+    token: "kv",
+    expiresAt: now + 9 * 3600_000,
+    createdAt: now,
+  });
+  const text = "phone_number,session_id,expires_at,created_at\r\n" +
+    `+15551111111,new,${at(1)},2025-07-25T01:00:00\r\n` +
+    `+15552222222,older-than-kv,${at(2)},2025-07-25T01:00:00\r\n` +
+    `+15553333333,gone,${at(-1)},2025-07-25T01:00:00\r\n`;
+  const dry = await importSessionsCsv(kv, text, { now, dryRun: true });
+  const counts = ({ imported, expired, unchanged, superseded }: typeof dry) => ({
+    imported,
+    expired,
+    unchanged,
+    superseded,
+  });
+  assert.equal(dry.written, false);
+  assert.deepEqual(counts(dry), { imported: 1, expired: 1, unchanged: 1, superseded: 0 });
+  assert.equal((await kv.get(sessionKey("+15551111111"))).value, null);
+  const real = await importSessionsCsv(kv, text, { now });
+  assert.deepEqual(counts(real), counts(dry), "the real import does what the dry run said");
+  assert.equal((await kv.get<AydSession>(sessionKey("+15551111111"))).value?.token, "new");
+});
+
 Deno.test("csv - empty, header-only and header-less files", async () => {
   using kv = await Deno.openKv(":memory:");
-  const none = { imported: 0, expired: 0, unchanged: 0, superseded: 0, invalid: [] };
+  const none = {
+    imported: 0,
+    expired: 0,
+    unchanged: 0,
+    superseded: 0,
+    invalid: [],
+    replaced: [],
+    written: true,
+  };
   assert.deepEqual(await importSessionsCsv(kv, "", { now: Date.now() }), none);
   assert.deepEqual(
     await importSessionsCsv(kv, "phone_number,session_id,expires_at,created_at\r\n", {
@@ -171,7 +296,15 @@ Deno.test("csv - a number twice: the latest expiry wins; a newer session in KV i
     createdAt: now,
   });
   const report = await importSessionsCsv(kv, text, { now });
-  assert.deepEqual(report, { imported: 1, expired: 0, unchanged: 1, superseded: 2, invalid: [] });
+  assert.deepEqual(report, {
+    imported: 1,
+    expired: 0,
+    unchanged: 1,
+    superseded: 2,
+    invalid: [],
+    replaced: [],
+    written: true,
+  });
   assert.equal((await kv.get<AydSession>(sessionKey("+15551234567"))).value?.token, "newer");
   assert.equal((await kv.get<AydSession>(sessionKey("+15557654321"))).value?.token, "live-in-kv");
 });
@@ -280,61 +413,159 @@ Deno.test("csv - GET /admin/sessions.csv: 404 without ADMIN_TOKEN, 401 without t
   assert.equal(await ok.text(), await exportSessionsCsv(t.kv, { now: Date.now() }));
 });
 
-const TASKS = fileURLToPath(new URL("../../tasks/", import.meta.url));
+/** A task as `deno task` runs it, in `dir` (the project folder), on the KV file `kvPath`. */
+function task(name: string, dir: string, kvPath: string, ...args: string[]) {
+  return runTask(name, args, { cwd: dir, env: { DENO_KV_PATH: kvPath } });
+}
 
-async function task(name: string, kvPath: string, ...args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net",
-      `${TASKS}${name}`,
-      ...args,
-    ],
-    env: { DENO_KV_PATH: kvPath, NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code, out: text(stdout), err: text(stderr) };
+/** A folder standing in for the project's, with a `.env` that sets nothing. */
+async function inTempDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/.env`, "# KV comes from the environment in these tests\n");
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 Deno.test("csv - the import and export tasks", async () => {
-  const dir = await Deno.makeTempDir();
-  const kvPath = `${dir}/bridge.kv`;
-  try {
+  await inTempDir(async (dir) => {
+    const kvPath = `${dir}/bridge.kv`;
     const future = Date.now() / 1000 + 3600;
     await Deno.writeTextFile(
       `${dir}/old.csv`,
       "phone_number,session_id,expires_at,created_at\r\n" +
         `+15551234567,tok-a,${future},2025-07-25T01:12:45.5\r\n` +
-        `+15557654321,tok-b,1.5,2025-07-25T01:12:45\r\n` +
-        `bad,tok-c,${future},2025-07-25T01:12:45\r\n`,
+        `+15557654321,tok-b,1.5,2025-07-25T01:12:45\r\n`,
     );
-    const imported = await task("import_sessions.ts", kvPath, `${dir}/old.csv`);
+    const imported = await task("import-sessions", dir, kvPath, "old.csv");
     assert.equal(imported.code, 0, imported.err);
-    assert.equal(
-      imported.out,
-      "imported 1, expired 1, invalid 1, unchanged 0, superseded 0\nline 4: phone_number is not +E164\n",
-    );
+    assert.equal(imported.out, "imported 1, expired 1, invalid 0, unchanged 0, superseded 0\n");
+    assert.equal(imported.err, `KV: ${kvPath} (DENO_KV_PATH)\n`);
 
-    const exported = await task("export_sessions.ts", kvPath, "--out", `${dir}/out.csv`);
+    const exported = await task("export-sessions", dir, kvPath, "--out", `${dir}/out.csv`);
     assert.equal(exported.code, 0, exported.err);
-    assert.equal(exported.err, `Exported 1 session to ${dir}/out.csv.\n`);
+    assert.equal(
+      exported.err,
+      `KV: ${kvPath} (DENO_KV_PATH)\nExported 1 session to ${dir}/out.csv.\n`,
+    );
     assert.equal((await Deno.stat(`${dir}/out.csv`)).mode! & 0o777, 0o600);
     const file = await Deno.readTextFile(`${dir}/out.csv`);
     assert.equal(
       file,
       `phone_number,session_id,expires_at,created_at\r\n+15551234567,tok-a,${future},2025-07-25T01:12:45.5\r\n`,
     );
-    const toStdout = await task("export_sessions.ts", kvPath, "--out", "-");
+    const toStdout = await task("export-sessions", dir, kvPath, "--out", "-");
     assert.equal(toStdout.out, file);
 
-    assert.equal((await task("import_sessions.ts", kvPath)).code, 2);
-    assert.equal((await task("import_sessions.ts", kvPath, `${dir}/missing.csv`)).code, 1);
-    assert.equal((await task("export_sessions.ts", kvPath, "--bogus")).code, 2);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    assert.equal((await task("import-sessions", dir, kvPath)).code, 2);
+    assert.equal((await task("import-sessions", dir, kvPath, "missing.csv")).code, 1);
+    assert.equal((await task("export-sessions", dir, kvPath, "--bogus")).code, 2);
+  });
+});
+
+Deno.test("csv - export never overwrites a file without --force; an empty KV says so", async () => {
+  await inTempDir(async (dir) => {
+    const kvPath = `${dir}/bridge.kv`;
+    const flaskFile = "phone_number,session_id,expires_at,created_at\r\n+15551234567,old,9e9,x\r\n";
+    await Deno.writeTextFile(`${dir}/ayd_sessions.csv`, flaskFile);
+
+    // The default name, run where the Flask app's file sits.
+    const refused = await task("export-sessions", dir, kvPath);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, new RegExp(`${dir}/ayd_sessions\\.csv exists and was left as it is`));
+    assert.match(refused.err, /--out PATH[^]*--force/);
+    assert.equal(await Deno.readTextFile(`${dir}/ayd_sessions.csv`), flaskFile);
+
+    const forced = await task("export-sessions", dir, kvPath, "--force");
+    assert.equal(forced.code, 0, forced.err);
+    assert.match(forced.err, new RegExp(`Exported 0 sessions to ${dir}/ayd_sessions\\.csv\\.`));
+    assert.match(forced.err, /KV holds no live session[^]*DENO_KV_PATH/);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/ayd_sessions.csv`),
+      "phone_number,session_id,expires_at,created_at\r\n",
+    );
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, [".env", "ayd_sessions.csv", "bridge.kv"], "no temporary file left");
+  });
+});
+
+Deno.test("csv - export's relative paths are the operator's, not the project folder's", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/flask-app`);
+    const run = await runTask("export-sessions", ["--out", "new.csv"], {
+      cwd: dir,
+      env: { DENO_KV_PATH: `${dir}/bridge.kv`, INIT_CWD: `${dir}/flask-app` },
+    });
+    assert.equal(run.code, 0, run.err);
+    assert.match(run.err, new RegExp(`to ${dir}/flask-app/new\\.csv\\.`));
+    assert.ok((await Deno.stat(`${dir}/flask-app/new.csv`)).isFile);
+  });
+});
+
+Deno.test("csv - writing without overwrite leaves an existing file and no temporary one", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/a.csv`, "mine");
+    await assert.rejects(
+      writeFileAtomically(`${dir}/a.csv`, "theirs", { overwrite: false }),
+      Deno.errors.AlreadyExists,
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/a.csv`), "mine");
+    await writeFileAtomically(`${dir}/b.csv`, "new", { overwrite: false });
+    assert.equal(await Deno.readTextFile(`${dir}/b.csv`), "new");
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, [".env", "a.csv", "b.csv"]);
+  });
+});
+
+Deno.test("csv - import task: a broken row 3 fails at its real line and imports nothing", async () => {
+  await inTempDir(async (dir) => {
+    const kvPath = `${dir}/bridge.kv`;
+    const future = Date.now() / 1000 + 3600;
+    await Deno.writeTextFile(
+      `${dir}/old.csv`,
+      "phone_number,session_id,expires_at,created_at\r\n" +
+        `+15551111111,tok-1,${future},2025-07-25T01:12:45\r\n` +
+        `+15552222222,tok-2,${future},2025-07-25T01:12:45\r\n` +
+        `+15553333333,"tok-3,${future},2025-07-25T01:12:45\r\n` +
+        `+15554444444,tok-4,${future},not-a-date\r\n`,
+    );
+    const refused = await task("import-sessions", dir, kvPath, "old.csv");
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.out,
+      "line 4: a quoted field starts on this line and its closing quote is missing\n" +
+        'line 5: warning: created_at "not-a-date" is not a time like 2025-07-25T01:12:45: ' +
+        "the session counts as created 7 days before it expires\n" +
+        "Nothing imported: 1 bad row (above). Fix the file and run again, or add --skip-invalid " +
+        "to import the 3 good sessions and skip the bad rows.\n",
+    );
+    const empty = await task("export-sessions", dir, kvPath, "--out", "-");
+    assert.equal(empty.out, "phone_number,session_id,expires_at,created_at\r\n");
+
+    const dry = await task(
+      "import-sessions",
+      dir,
+      kvPath,
+      "--dry-run",
+      "--skip-invalid",
+      "old.csv",
+    );
+    assert.equal(dry.code, 1, "a bad row fails a dry run too");
+    assert.match(
+      dry.out,
+      /^would import 3, expired 0, invalid 1, unchanged 0, superseded 0 \(dry run: nothing written\)$/m,
+    );
+    assert.equal((await task("export-sessions", dir, kvPath, "--out", "-")).out, empty.out);
+
+    const skipping = await task("import-sessions", dir, kvPath, "--skip-invalid", "old.csv");
+    assert.equal(skipping.code, 1, "rows were skipped: not a success");
+    assert.match(skipping.out, /^imported 3, expired 0, invalid 1, unchanged 0, superseded 0$/m);
+    const exported = await task("export-sessions", dir, kvPath, "--out", "-");
+    assert.deepEqual(
+      exported.out.split("\r\n").slice(1, -1).map((line) => line.split(",")[1]),
+      ["tok-1", "tok-2", "tok-4"],
+    );
+  });
 });

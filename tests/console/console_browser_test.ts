@@ -1,9 +1,11 @@
+/// <reference lib="dom" />
 /**
  * The operator console in a real headless Chromium, with JavaScript turned
  * off: signing in, and retrying a dead letter with its button.
  */
 import assert from "node:assert/strict";
-import { makeDeadLetter, startTestBridge } from "../_helpers.ts";
+import type { MessageRecord } from "../../src/jobs/mod.ts";
+import { makeDeadLetter, startTestBridge, waitFor } from "../_helpers.ts";
 import { launchBrowser, type Page, textsOf } from "../_browser.ts";
 
 const TOKEN = "console-token-0123456789abcdef0123456789";
@@ -78,3 +80,55 @@ Deno.test("Console in a browser - the Retry button puts a dead letter back in li
   const replies = await t.twilio.waitForMessages(USER, 2);
   assert.equal(replies[1].body, "Answer to: later please");
 });
+
+/** Whether anything on the page reaches past the viewport's right edge. */
+function overflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((element) => element.getBoundingClientRect().right > width + 0.5)
+      .map((element) => `${element.tagName.toLowerCase()}: ${element.textContent?.slice(0, 40)}`);
+    if (document.documentElement.scrollWidth > width) wide.unshift("the page scrolls sideways");
+    return wide;
+  });
+}
+
+Deno.test("Console in a browser - on a 375 px phone the tables fit, and a rate-limited message is not 'answered'", async () => {
+  await using t = await startTestBridge({
+    env: { ADMIN_TOKEN: TOKEN, RATE_LIMIT_PER_MINUTE: "1" },
+  });
+  await t.sendWhatsApp({ Body: "first" });
+  await t.sendWhatsApp({ Body: "second, over the limit" });
+  await t.twilio.waitForMessages(USER, 2);
+  await makeDeadLetter(t, "SM" + "9".repeat(32), "whatsapp:+15557654321");
+  await jobsDone(t, 3);
+  await using browser = await launchBrowser();
+  const page = await openTab(browser);
+  await page.setViewport({ width: 375, height: 812, isMobile: true });
+  await page.goto(`${t.url}/admin/login`);
+  await signIn(page, TOKEN);
+
+  for (const path of ["/admin", "/admin/console/jobs", "/admin/console/dead-letters"]) {
+    await page.goto(`${t.url}${path}`);
+    assert.deepEqual(await overflow(page), [], `${path} fits 375 px`);
+  }
+  await page.goto(`${t.url}/admin/console/jobs`);
+  const states = await textsOf(page, "#jobs td[data-label=state]");
+  assert.ok(states.includes("not asked (rate limited)"), states.join(", "));
+  assert.equal(states.filter((s) => s === "answered").length, 1, states.join(", "));
+  // Each cell carries its column's name, shown beside it on a narrow screen.
+  const label = await page.$eval(
+    "#jobs td[data-label=MessageSid]",
+    (cell) => getComputedStyle(cell, "::before").content,
+  );
+  assert.equal(label, '"MessageSid"');
+});
+
+/** Waits until KV holds `n` messages whose jobs are over. */
+async function jobsDone(t: { kv: Deno.Kv }, n: number) {
+  await waitFor(async () => {
+    const records = await Array.fromAsync(t.kv.list<MessageRecord>({ prefix: ["messages"] }));
+    return records.length === n &&
+      records.every((r) => r.value.state === "answered" || r.value.state === "failed");
+  }, `${n} finished jobs`);
+}

@@ -235,7 +235,7 @@ Deno.test("Console - the pages tell the truth, with masked numbers and no messag
   assert.match(overview, /<span id="session-count">1<\/span>/);
   assert.match(overview, /<code>63016<\/code> \(outside WhatsApp&#39;s 24-hour window\)/);
   assert.match(overview, /href="\/admin\/sessions.csv"/);
-  const rows = jobs.match(/<tr><td>\d{4}-.*?<\/tr>/g) ?? [];
+  const rows = jobs.match(/<tr><td data-label="received">\d{4}-.*?<\/tr>/g) ?? [];
   assert.equal(rows.length, 2);
   assert.ok(rows[0].includes(sids[1]), "newest first");
   for (const row of rows) assert.match(row, /\+\*{7}4567.*answered.*answered/);

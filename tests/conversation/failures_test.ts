@@ -7,7 +7,7 @@ import {
   messageKey,
   type MessageRecord,
 } from "../../src/jobs/mod.ts";
-import { startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
+import { API_KEY, logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
 import { type FaultyKv, faultyKv } from "../_faulty_kv.ts";
 
 const USER = "whatsapp:+15551234567";
@@ -205,3 +205,49 @@ testEveryBackend(
     assert.equal(t.twilio.messages.length, 2);
   },
 );
+
+Deno.test("failure - a wrong chatbot ID is a warning with AYD's words, and so is the failed job", async () => {
+  await using t = await startTestBridge({ env: { ASKYOURDATABASE_CHAT_ID: "no-such-bot" } });
+  await t.sendWhatsApp();
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, REPLIES.noSession);
+  await waitFor(() => logEvents(t.logs, "job.finished").length === 1, "job.finished");
+  const [asked] = logEvents(t.logs, "ask.finished");
+  assert.equal(asked.level, "warn");
+  assert.equal(
+    asked.reason,
+    "AydError: session answered 400: Chatbot not found (check ASKYOURDATABASE_CHAT_ID)",
+  );
+  const [job] = logEvents(t.logs, "job.finished");
+  assert.equal(job.level, "warn");
+  assert.equal(job.state, "failed");
+  assert.doesNotMatch(t.logs.join("\n"), new RegExp(API_KEY));
+});
+
+Deno.test("failure - an answer that worked is logged at info, not as a warning", async () => {
+  await using t = await startTestBridge();
+  await t.sendWhatsApp();
+  await t.twilio.waitForMessages(USER, 1);
+  await waitFor(() => logEvents(t.logs, "job.finished").length === 1, "job.finished");
+  assert.equal(logEvents(t.logs, "ask.finished")[0].level, "info");
+  assert.equal(logEvents(t.logs, "job.finished")[0].level, "info");
+});
+
+Deno.test("twilio - a refused send is logged with Twilio's message and code, and the setting to check", async () => {
+  await using t = await startTestBridge();
+  t.twilio.failNext({
+    status: 400,
+    code: 63007,
+    message: "Twilio could not find a Channel with the specified From address",
+  });
+  await t.sendWhatsApp();
+  await waitFor(() => logEvents(t.logs, "job.finished").length === 1, "job.finished");
+  const [failed] = logEvents(t.logs, "reply.failed");
+  assert.ok(failed.level === "warn" || failed.level === "error", `level ${failed.level}`);
+  assert.equal(
+    failed.reason,
+    "TwilioSendError: Twilio answered 400 (error 63007): Twilio could not find a Channel " +
+      "with the specified From address (check TWILIO_FROM_NUMBER)",
+  );
+  assert.equal(logEvents(t.logs, "job.finished")[0].level, "warn");
+});

@@ -12,7 +12,7 @@ import {
   testEnv,
   whatsAppParams,
 } from "../_helpers.ts";
-import { freePort, mainCommand as mainProcess, startMain } from "../_process.ts";
+import { freePort, mainCommand as mainProcess, runTask, startMain } from "../_process.ts";
 import { startKvConnectServer } from "../fakes/kv_connect/mod.ts";
 
 Deno.test("startup - missing and invalid variables stop it with one clear message", async () => {
@@ -27,6 +27,28 @@ Deno.test("startup - missing and invalid variables stop it with one clear messag
   }
   assert.match(text, /- PORT is invalid: it must be the port to listen on, 0–65535/);
   assert.doesNotMatch(text, /\n\s+at /, "no stack trace");
+});
+
+Deno.test("startup - deno task start with a .env copied from .env.example names each placeholder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(new URL("../../.env.example", import.meta.url), `${dir}/.env`);
+    const { code, out, err } = await runTask("start", [], { cwd: dir, env: {} });
+    assert.equal(code, 1);
+    assert.equal(out, "");
+    assert.match(err, /^Configuration error \(5 problems\):/);
+    for (
+      const name of [
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_WEBHOOK_URL",
+        "ASKYOURDATABASE_API_KEY",
+        "ASKYOURDATABASE_CHAT_ID",
+      ]
+    ) assert.match(err, new RegExp(`\n  - ${name} is still a placeholder \\(`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("startup - an unopenable KV path stops it with a plain message", async () => {
@@ -82,6 +104,13 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
       SESSIONS_CSV_PATH: `${dir}/ayd_sessions.csv`,
       LOG_LEVEL: "info",
     }));
+    const started = JSON.parse(
+      main.output().split("\n").find((line) => line.includes('"service.started"'))!,
+    );
+    assert.equal(started.url, main.url);
+    assert.equal(started.webhook_url, "https://bridge.example.com/whatsapp", "what Twilio needs");
+    assert.equal(started.health_url, "https://bridge.example.com/health");
+    assert.match(started.first_message, /logs webhook\.received/);
     const params = whatsAppParams({ Body: "from a real process" });
     const response = await postForm(main.url, params, { "x-twilio-signature": sign(params) });
     assert.equal(response.status, 200);

@@ -157,3 +157,61 @@ Deno.test("Sandbox page - two tabs are two numbers, each seeing only its own cha
   await reply(again, "Late orders last week");
   assert.deepEqual(await textsOf(again, ".msg.mine .text"), ["late orders"]);
 });
+
+Deno.test("Sandbox page - ?phone=+1555… as the README writes it: two tabs are two numbers", async () => {
+  await using t = await setUp();
+  const open = async (phone: string) => {
+    const page = await t.browser.newPage();
+    await page.goto(`${t.sandbox.url}?phone=${phone}`); // a raw "+", as typed in the address bar
+    await page.waitForSelector("body[data-connected=true]");
+    return page;
+  };
+  const [first, second] = await Promise.all([open("+15550100041"), open("+15550100042")]);
+  assert.equal(await first.$eval("#number", (s) => (s as HTMLSelectElement).value), "+15550100041");
+  assert.equal(
+    await second.$eval("#number", (s) => (s as HTMLSelectElement).value),
+    "+15550100042",
+  );
+
+  await Promise.all([type(first, "late orders"), type(second, "top customers")]);
+  await Promise.all([
+    reply(first, "Late orders last week"),
+    reply(second, "Top customers this quarter"),
+  ]);
+  assert.doesNotMatch((await textsOf(first, ".msg")).join("\n"), /Top customers/);
+  const sessions = t.sandbox.demoAyd!.sessions;
+  assert.equal(sessions.get("wa15550100041@example.com"), 1);
+  assert.equal(sessions.get("wa15550100042@example.com"), 1);
+});
+
+Deno.test("Sandbox page - a chart that loads after its bubble arrived is scrolled fully into view", async () => {
+  await using t = await setUp();
+  const page = await t.browser.newPage();
+  await page.setViewport({ width: 375, height: 640 });
+  // Hold the chart's image until its bubble is on the page, as a slow network would.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  await page.setRequestInterception(true);
+  page.on("request", async (request) => {
+    if (request.url().includes("/charts/")) await held;
+    await request.continue();
+  });
+  await page.goto(`${t.sandbox.url}?phone=%2B15550100043`);
+  await page.waitForSelector("body[data-connected=true]");
+
+  await type(page, "late orders"); // fills the chat, so that it scrolls
+  await reply(page, "Late orders last week");
+  await type(page, "revenue chart");
+  await page.waitForSelector(".msg.theirs img");
+  release();
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>(".msg.theirs img");
+    return img?.complete && img.naturalWidth > 0;
+  }, { polling: 50 });
+  const visible = await page.waitForFunction(() => {
+    const chat = document.getElementById("chat")!.getBoundingClientRect();
+    const img = document.querySelector(".msg.theirs img")!.getBoundingClientRect();
+    return img.height > 0 && img.top >= chat.top && img.bottom <= chat.bottom + 1;
+  }, { polling: 50, timeout: 5_000 }).then(() => true, () => false);
+  assert.ok(visible, "the whole chart is in view once it has loaded");
+});

@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { type Delivery, deliveryKey } from "../../src/webhook/delivery.ts";
 import type { Numbered } from "../../src/sandbox/hub.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/sandbox.ts";
+import { phoneFromQuery } from "../../src/sandbox/page.ts";
+import { taskCommand } from "../_process.ts";
 import { API_KEY, CHAT_ID, postForm, startTestBridge, waitFor } from "../_helpers.ts";
 import { startFakeAyd } from "../fakes/fake_ayd.ts";
 
@@ -108,7 +110,7 @@ Deno.test("Sandbox - a message typed in the page goes through the real, signed /
 });
 
 Deno.test("Sandbox - a webhook without Twilio's signature is still refused", async () => {
-  await using sandbox = await startSandbox({ port: 0 });
+  await using sandbox = await startSandbox({ port: 0, logLevel: "error" }); // the refusal is a warning
   const response = await postForm(new URL(sandbox.url).origin, {
     MessageSid: "SM" + "0".repeat(32),
     AccountSid: sandbox.config.twilioAccountSid,
@@ -215,4 +217,117 @@ Deno.test("Sandbox - ADMIN_TOKEN opens the operator console there too, closed wi
   const response = await fetch(closed.url.replace(/\/sandbox$/, "/admin"), { redirect: "manual" });
   await response.body?.cancel();
   assert.equal(response.status, 404);
+});
+
+Deno.test("Sandbox page - ?phone=+1555… keeps its plus, which a URL query turns into a space", () => {
+  const fallback = "+15550100001";
+  assert.equal(phoneFromQuery("?phone=+15550100002", fallback), "+15550100002");
+  assert.equal(phoneFromQuery("?phone=%2B15550100002", fallback), "+15550100002");
+  assert.equal(phoneFromQuery("?phone=15550100002", fallback), "+15550100002");
+  assert.equal(phoneFromQuery("?phone=+0123", fallback), fallback);
+  assert.equal(phoneFromQuery("?phone=abc", fallback), fallback);
+  assert.equal(phoneFromQuery("", fallback), fallback);
+});
+
+/** Starts `command` (a {@linkcode taskCommand}); resolves with its first `lines` lines. */
+async function startSandboxTask(command: Deno.Command, lines: number) {
+  const child = command.spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+    .getReader();
+  const first: string[] = [];
+  // A task that never prints them is stopped, so that the test fails instead of hanging.
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  while (first.length < lines) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    first.push(value);
+  }
+  clearTimeout(watchdog);
+  const stderr = new Response(child.stderr).text();
+  return {
+    first,
+    /** The next line that matches `pattern`. */
+    async lineMatching(pattern: RegExp): Promise<string> {
+      const watchdog = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      try {
+        for (let read = await reader.read(); !read.done; read = await reader.read()) {
+          if (pattern.test(read.value)) return read.value;
+        }
+      } finally {
+        clearTimeout(watchdog);
+      }
+      throw new Error(`no line matched ${pattern}: ${await stderr}`);
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* the watchdog stopped it */ }
+      await reader.cancel();
+      await child.status;
+      await stderr;
+    },
+  };
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}
+
+Deno.test("Sandbox task - ADMIN_TOKEN in .env opens the operator console", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/.env`, "ADMIN_TOKEN=sandbox-admin-token-from-dotenv-0123\n");
+    const command = taskCommand("sandbox", ["--port", "0"], { cwd: dir, env: {} });
+    await using sandbox = await startSandboxTask(command, 2);
+    assert.match(sandbox.first[0], /^Sandbox ready: http:\/\/127\.0\.0\.1:\d+\/sandbox$/);
+    assert.match(sandbox.first[1], /^Operator console: http:\/\/127\.0\.0\.1:\d+\/admin$/);
+    const console = await fetch(sandbox.first[1].slice("Operator console: ".length), {
+      redirect: "manual",
+    });
+    await console.body?.cancel();
+    assert.equal(console.status, 303, "the console asks to sign in");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Sandbox task --real-ayd - a wrong chatbot ID shows in the terminal in AYD's words", async () => {
+  await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/.env`,
+      `ASKYOURDATABASE_API_KEY=${API_KEY}\nASKYOURDATABASE_CHAT_ID=not-${CHAT_ID}\n`,
+    );
+    const command = taskCommand("sandbox", ["--port", "0", "--real-ayd"], {
+      cwd: dir,
+      env: { AYD_BASE_URL: ayd.url },
+    });
+    await using sandbox = await startSandboxTask(command, 1);
+    const origin = new URL(sandbox.first[0].slice("Sandbox ready: ".length)).origin;
+    const sent = await fetch(`${origin}/sandbox/send`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ phone: "+15550100035", text: "How many users?" }),
+    });
+    await sent.body?.cancel();
+    const line = JSON.parse(await sandbox.lineMatching(/"event":"ask\.finished"/));
+    assert.equal(line.level, "warn");
+    assert.equal(
+      line.reason,
+      "AydError: session answered 400: Chatbot not found (check ASKYOURDATABASE_CHAT_ID)",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
