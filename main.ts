@@ -1,15 +1,24 @@
 /**
- * The composition root: environment → config → KV → bridge.
+ * The composition root: environment → config → KV → bridge. Started by
+ * `deno task dev` (`main.ts --dev`) with nothing configured, it serves the
+ * sandbox instead (`src/sandbox/dev.ts`).
  *
  * @module
  */
 import { type Bridge, startBridge, startupGuide } from "./src/bridge.ts";
-import { formatConfigProblems, loadConfig } from "./src/config.ts";
+import { formatConfigProblems, isUnconfigured, loadConfig } from "./src/config.ts";
 import { kvOpenError, openKv } from "./src/storage/mod.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
 import { scheduleSessionsExport } from "./src/ayd/mod.ts";
 
-const result = loadConfig(Deno.env.toObject());
+const env = Deno.env.toObject();
+if (Deno.args.includes("--dev") && isUnconfigured(env)) {
+  // `deno task dev` in a fresh clone: the sandbox, instead of six errors. Never
+  // taken by `deno task start` or Deno Deploy, which do not pass --dev.
+  const { serveDevSandbox } = await import("./src/sandbox/mod.ts");
+  await serveDevSandbox(env);
+}
+const result = loadConfig(env);
 if (!result.ok) {
   console.error(formatConfigProblems(result.problems));
   Deno.exit(1);
@@ -17,7 +26,8 @@ if (!result.ok) {
 const { config } = result;
 const log = createLogger({ level: config.logLevel });
 
-// Deno Deploy wants cron jobs registered at the top level, before any await.
+// Deno Deploy wants cron jobs registered at the top level, before any await
+// (the one above is only reached under `deno task dev`).
 // Every minute, lanes whose worker died (or that wait for a retry) restart.
 let bridge: Bridge | undefined;
 const opened: { kv?: Deno.Kv } = {};

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type AppDeps, createApp, statusCallbackUrl } from "./webhook/mod.ts";
+import { type AppDeps, createApp, createUrlHints, statusCallbackUrl } from "./webhook/mod.ts";
 import { askAyd, type AydOptions, createAydSession, createSessionStore } from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
 import { createConversationHandler } from "./conversation/mod.ts";
@@ -18,6 +18,8 @@ import { createStorageHealth, openKv, pruneExpired } from "./storage/mod.ts";
 export interface Bridge {
   /** Where it listens, e.g. `http://127.0.0.1:5000`. */
   url: string;
+  /** This process's id, shown by `/health` and carried by its heartbeat. */
+  instance: string;
   /** Looks at every lane with work; what the cron job calls. */
   sweep(): Promise<void>;
   /** Deletes the keys whose time is up; a cron job calls it every 10 minutes. */
@@ -142,7 +144,16 @@ export function startBridge(
     requestTimeoutMs: deps.twilioTimeoutMs,
     log,
   });
-  const presence = createPresence({ kv, ttlMs: config.jobLeaseMs, log, health: storage });
+  // Not a secret: it lets `deno task doctor` tell this bridge from another server.
+  const instance = crypto.randomUUID();
+  const urlHints = createUrlHints();
+  const presence = createPresence({
+    kv,
+    ttlMs: config.jobLeaseMs,
+    log,
+    health: storage,
+    instance,
+  });
   const runner = createLaneRunner({
     kv,
     log,
@@ -181,6 +192,8 @@ export function startBridge(
     twilioWebhookUrl: config.twilioWebhookUrl,
     statusCallbackUrl: statusCallback,
     storage,
+    instance,
+    urlHints,
     routes: {
       ...deps.routes,
       ...config.adminToken && {
@@ -192,6 +205,7 @@ export function startBridge(
           kick: (phone) => void runner.drain(phone),
           now: Date.now,
           storageTrouble: storage.trouble,
+          urlHints: urlHints.current,
         }),
       },
     },
@@ -240,6 +254,7 @@ export function startBridge(
 
   return {
     url,
+    instance,
     sweep,
     async prune() {
       if (closing) return;

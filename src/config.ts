@@ -262,7 +262,50 @@ const VARIABLES = {
   },
 } satisfies Record<string, Variable>;
 
-type Name = keyof typeof VARIABLES;
+/** The name of a variable `loadConfig` reads. */
+export type VariableName = keyof typeof VARIABLES;
+type Name = VariableName;
+
+/** The variables without a default: the bridge cannot start without every one of them. */
+export const REQUIRED_VARIABLES = [
+  "TWILIO_ACCOUNT_SID",
+  "TWILIO_AUTH_TOKEN",
+  "TWILIO_FROM_NUMBER",
+  "TWILIO_WEBHOOK_URL",
+  "ASKYOURDATABASE_API_KEY",
+  "ASKYOURDATABASE_CHAT_ID",
+] as const satisfies readonly Name[];
+
+/**
+ * Whether `env` holds none of {@linkcode REQUIRED_VARIABLES} (unset and
+ * empty alike): nothing was configured yet, as in a fresh clone.
+ *
+ * @example
+ * ```ts
+ * isUnconfigured({ PORT: "8000" }); // true
+ * isUnconfigured({ TWILIO_AUTH_TOKEN: "x" }); // false
+ * ```
+ */
+export function isUnconfigured(env: Record<string, string | undefined>): boolean {
+  return REQUIRED_VARIABLES.every((name) => !env[name]?.trim());
+}
+
+/**
+ * The problem with `env[name]`, worded as {@linkcode loadConfig} words it,
+ * or undefined when the value (or its default) is valid.
+ *
+ * @example
+ * ```ts
+ * variableProblem({ PORT: "eighty" }, "PORT");
+ * // "PORT is invalid: it must be the port to listen on, 0–65535 (default 5000)."
+ * ```
+ */
+export function variableProblem(
+  env: Record<string, string | undefined>,
+  name: Name,
+): string | undefined {
+  return problemsOf(env, [name])[0];
+}
 
 /**
  * Validates `env` (unset and empty values count as missing) and applies the
@@ -277,25 +320,8 @@ type Name = keyof typeof VARIABLES;
 export function loadConfig(
   env: Record<string, string | undefined>,
 ): ConfigResult {
-  const problems: string[] = [];
   const values = {} as Record<Name, unknown>;
-  for (const [name, variable] of Object.entries(VARIABLES) as [Name, Variable][]) {
-    const given = env[name]?.trim();
-    const raw = given === "" && variable.emptyMeansEmpty ? "" : given || variable.fallback;
-    const parsed = variable.schema.safeParse(raw);
-    if (raw !== undefined && !variable.emptyMeansEmpty && isPlaceholder(raw)) {
-      problems.push(
-        `${name} is still a placeholder (${shorten(raw)}, as in .env.example): ` +
-          `set it to ${variable.hint}.`,
-      );
-    } else if (parsed.success) {
-      values[name] = parsed.data;
-    } else if (raw === undefined) {
-      problems.push(`${name} is missing: set it to ${variable.hint}.`);
-    } else {
-      problems.push(`${name} is invalid: it must be ${variable.hint}.`);
-    }
-  }
+  const problems = problemsOf(env, Object.keys(VARIABLES) as Name[], values);
   if (values.DENO_KV_URL && !values.DENO_KV_ACCESS_TOKEN) {
     problems.push(
       `DENO_KV_ACCESS_TOKEN is missing: DENO_KV_URL needs it; set it to ${VARIABLES.DENO_KV_ACCESS_TOKEN.hint}.`,
@@ -347,6 +373,34 @@ export function loadConfig(
       sessionsCsvEveryMinutes: values.SESSIONS_CSV_EVERY_MINUTES as number,
     },
   };
+}
+
+/** Validates the variables `names` of `env`, putting their values in `values`. */
+function problemsOf(
+  env: Record<string, string | undefined>,
+  names: Name[],
+  values = {} as Record<Name, unknown>,
+): string[] {
+  const problems: string[] = [];
+  for (const name of names) {
+    const variable: Variable = VARIABLES[name];
+    const given = env[name]?.trim();
+    const raw = given === "" && variable.emptyMeansEmpty ? "" : given || variable.fallback;
+    const parsed = variable.schema.safeParse(raw);
+    if (raw !== undefined && !variable.emptyMeansEmpty && isPlaceholder(raw)) {
+      problems.push(
+        `${name} is still a placeholder (${shorten(raw)}, as in .env.example): ` +
+          `set it to ${variable.hint}.`,
+      );
+    } else if (parsed.success) {
+      values[name] = parsed.data;
+    } else if (raw === undefined) {
+      problems.push(`${name} is missing: set it to ${variable.hint}.`);
+    } else {
+      problems.push(`${name} is invalid: it must be ${variable.hint}.`);
+    }
+  }
+  return problems;
 }
 
 /**

@@ -44,6 +44,15 @@ export const ALLOWED: Record<string, readonly string[]> = {
     "src/backoff.ts",
   ],
   "src/sandbox": ["src/bridge.ts", "src/config.ts", "src/storage", "src/log.ts"],
+  "src/doctor": [
+    "src/config.ts",
+    "src/whatsapp",
+    "src/ayd",
+    "src/jobs",
+    "src/webhook",
+    "src/storage",
+    "src/log.ts",
+  ],
 };
 
 /** The unit a project file belongs to: `src/jobs`, `src/log.ts`, `tests/jobs`, `main.ts` … */

@@ -7,7 +7,7 @@
 import type { Child, FC } from "hono/jsx";
 import type { DeadLetterRow, Overview, RecentJobs } from "./_data.ts";
 import { type JobBackend, METRICS, type RetryOutcome } from "../jobs/mod.ts";
-import { OUTSIDE_WINDOW } from "../webhook/mod.ts";
+import { OUTSIDE_WINDOW, type UrlHint } from "../webhook/mod.ts";
 
 const STYLE = `
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -112,6 +112,8 @@ export const OverviewPage: FC<{
   overview: Overview;
   /** Why KV cannot be written right now, if it cannot. */
   storageTrouble?: string;
+  /** Signature mismatches explained: the URL Twilio signed, per route. */
+  urlHints?: UrlHint[];
 }> = (p) => {
   if (!p.overview.ok) {
     return (
@@ -126,6 +128,7 @@ export const OverviewPage: FC<{
   );
   return (
     <Layout title="Overview" csrf={p.csrf}>
+      {(p.urlHints ?? []).map((hint) => <UrlHintNotice key={hint.route} hint={hint} />)}
       <section id="health">
         <h2>Health</h2>
         <table>
@@ -189,6 +192,20 @@ export const OverviewPage: FC<{
     </Layout>
   );
 };
+
+/** A signature mismatch explained: which URL Twilio signed and what to set. */
+const UrlHintNotice: FC<{ hint: UrlHint }> = ({ hint }) => (
+  <p class="error" role="alert" id={`url-hint-${hint.route}`}>
+    Twilio signed {hint.route === "webhook" ? "webhooks" : "status callbacks"} for{" "}
+    <code>{hint.signedFor}</code>, but <code>{hint.variable}</code> is{" "}
+    <code>{hint.configured}</code>, so they are refused (403). Set{" "}
+    <code>
+      {hint.variable}={hint.signedFor}
+    </code>{" "}
+    and restart. Last seen {time(hint.seenAt)} UTC; this goes away once a{" "}
+    {hint.route === "webhook" ? "webhook" : "status callback"} passes.
+  </p>
+);
 
 /**
  * The newest jobs with their outcome; numbers masked, no message text.

@@ -20,6 +20,7 @@ import {
 } from "../jobs/mod.ts";
 import { type Logger, maskPhone } from "../log.ts";
 import { exportSessionsCsvStream, sessionKey } from "../ayd/mod.ts";
+import type { UrlHint } from "../webhook/mod.ts";
 
 /** What the admin API needs. */
 export interface AdminDeps {
@@ -32,6 +33,8 @@ export interface AdminDeps {
   now: () => number;
   /** Why KV cannot be written right now, if it cannot; the overview shows it. */
   storageTrouble?: () => string | undefined;
+  /** The URLs Twilio signed that differ from the configured ones; the overview shows them. */
+  urlHints?: () => UrlHint[];
 }
 
 /**

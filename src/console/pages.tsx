@@ -28,6 +28,7 @@ import {
   type RetryOutcome,
 } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
+import type { UrlHint } from "../webhook/mod.ts";
 
 /** What the console needs; the lockout is the admin API's, shared. */
 export interface ConsoleDeps {
@@ -38,6 +39,8 @@ export interface ConsoleDeps {
   now: () => number;
   /** Why KV cannot be written right now, if it cannot. */
   storageTrouble?: () => string | undefined;
+  /** The URLs Twilio signed that differ from the configured ones. */
+  urlHints?: () => UrlHint[];
   lockout: Lockout;
   isAdminToken: (given: string) => boolean;
 }
@@ -107,6 +110,7 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
         backend={deps.backend}
         overview={overview}
         storageTrouble={deps.storageTrouble?.()}
+        urlHints={deps.urlHints?.() ?? []}
       />,
       overview.ok ? 200 : 503,
     );

@@ -29,6 +29,12 @@ export interface WorkerValue {
   /** Wall-clock time of the write, for operators only: liveness never reads it. */
   beatAt: number;
   startedAt: number;
+  /**
+   * The process's instance id, the one its `/health` shows, so that a
+   * separate process (`deno task doctor`) can tell whether a URL reaches a
+   * bridge on this KV. Unlike the worker id it never changes.
+   */
+  instance?: string;
 }
 
 /** How another worker looks from here. */
@@ -81,6 +87,8 @@ export function createPresence(deps: {
   /** Wall-clock time, only written for operators. */
   now?: () => number;
   newId?: () => string;
+  /** Written into every heartbeat: see {@linkcode WorkerValue.instance}. */
+  instance?: string;
 }): Presence {
   const { kv, ttlMs, log } = deps;
   const clock = deps.clock ?? (() => performance.now());
@@ -106,6 +114,7 @@ export function createPresence(deps: {
       try {
         for (let attempt = 0; attempt < 2; attempt++) {
           const value: WorkerValue = { beatAt: now(), startedAt };
+          if (deps.instance) value.instance = deps.instance;
           const result = await kv.atomic()
             .check({ key: workerKey(id), versionstamp })
             .set(workerKey(id), value)

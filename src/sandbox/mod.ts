@@ -6,3 +6,4 @@
  * @module
  */
 export * from "./sandbox.ts";
+export * from "./dev.ts";

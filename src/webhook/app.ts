@@ -30,6 +30,7 @@ import {
   replyTwiml,
   toInboundMessage,
 } from "./twilio_request.ts";
+import { createUrlHints, type HintedRoute, type UrlHint, type UrlHints } from "./url_hints.ts";
 
 /** What a person hears when their message cannot be stored (KV cannot be written). */
 export const STORE_FAILED_REPLY =
@@ -62,6 +63,14 @@ export interface AppDeps {
   storage?: StorageHealth;
   /** More routes by mount path: `/admin` with `ADMIN_TOKEN`, the sandbox's `/sandbox`. */
   routes?: Record<string, Hono>;
+  /**
+   * A random id of this process, not a secret: `/health` shows it and the
+   * process's heartbeat in KV carries it, so `deno task doctor` can tell
+   * this bridge from another server behind the same host.
+   */
+  instance?: string;
+  /** Where signature mismatches are explained; one of its own by default. */
+  urlHints?: UrlHints;
   now?: () => number;
 }
 
@@ -78,6 +87,7 @@ type Env = { Variables: { log: Logger; form: FormParams } };
  */
 export function createApp(deps: AppDeps): Hono<Env> {
   const now = deps.now ?? Date.now;
+  const hints = deps.urlHints ?? createUrlHints({ now });
   const app = new Hono<Env>();
   app.use(secureHeaders());
   app.use(requestId());
@@ -91,7 +101,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       c.text("Method Not Allowed", 405, { Allow: methods.join(", ") }),
   }));
 
-  app.post("/whatsapp", twilioForm(deps, deps.twilioWebhookUrl), async (c) => {
+  app.post("/whatsapp", twilioForm(deps, hints, "webhook"), async (c) => {
     const log = c.get("log");
     const message = toInboundMessage(c.get("form"), {
       accountSid: deps.twilioAccountSid,
@@ -127,7 +137,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return twiml(c);
   });
 
-  app.post("/twilio/status", twilioForm(deps, deps.statusCallbackUrl), async (c) => {
+  app.post("/twilio/status", twilioForm(deps, hints, "status"), async (c) => {
     const log = c.get("log");
     const form = c.get("form");
     const field = (name: string) => typeof form[name] === "string" ? form[name] as string : "";
@@ -158,16 +168,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const jobCounts = cachedFor(HEALTH_COUNTS_MS, () => countJobs(deps.kv), now);
   const apologies = oncePer(STORE_FAILED_REPLY_EVERY_MS);
   app.get("/health", async (c) => {
+    const about = { instance: deps.instance, ...hintFields(hints.current()) };
     const trouble = deps.storage?.trouble();
     if (trouble) {
-      return c.json({ status: "degraded", reason: trouble, jobBackend: deps.jobs.backend }, 503);
+      return c.json(
+        { status: "degraded", reason: trouble, jobBackend: deps.jobs.backend, ...about },
+        503,
+      );
     }
     try {
       const counts = await jobCounts();
-      return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts });
+      return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts, ...about });
     } catch (error) {
       c.get("log").error("health.failed", { reason: describeError(error) });
-      return c.json({ status: "unavailable" }, 503);
+      return c.json({ status: "unavailable", ...about }, 503);
     }
   });
 
@@ -190,11 +204,22 @@ function withFallbacks(app: Hono<Env>, log: Logger): Hono<Env> {
   return app;
 }
 
+/** `/health`'s fields for the hints held: `webhookUrlHint`, `statusCallbackUrlHint`. */
+function hintFields(hints: UrlHint[]): Record<string, string> {
+  const names: Record<HintedRoute, string> = {
+    webhook: "webhookUrlHint",
+    status: "statusCallbackUrlHint",
+  };
+  return Object.fromEntries(hints.map((hint) => [names[hint.route], hint.signedFor]));
+}
+
 /**
  * The checks every Twilio callback passes: size, form encoding, and the
- * signature over `url` and every parameter.
+ * signature over the route's URL and every parameter. A failed signature is
+ * explained when Twilio signed a URL a proxy can make of the configured one.
  */
-function twilioForm(deps: AppDeps, url: string): MiddlewareHandler<Env> {
+function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): MiddlewareHandler<Env> {
+  const url = route === "webhook" ? deps.twilioWebhookUrl : deps.statusCallbackUrl;
   const verify: MiddlewareHandler<Env> = async (c, next) => {
     const log = c.get("log");
     const type = c.req.header("content-type")?.split(";", 1)[0].trim().toLowerCase();
@@ -203,16 +228,35 @@ function twilioForm(deps: AppDeps, url: string): MiddlewareHandler<Env> {
       return c.text("Unsupported Media Type: expected application/x-www-form-urlencoded", 415);
     }
     const params = parseForm(await c.req.text());
+    const signature = c.req.header("x-twilio-signature");
     const signed = isValidTwilioSignature({
       authToken: deps.twilioAuthToken,
       url,
-      signature: c.req.header("x-twilio-signature"),
+      signature,
       params,
     });
     if (!signed) {
       log.warn("webhook.rejected", { reason: "bad_signature" });
+      const found = signature && hints.failed(route, {
+        url: c.req.url,
+        headers: c.req.raw.headers,
+        configured: url,
+        authToken: deps.twilioAuthToken,
+        signature,
+        params,
+      });
+      if (found && found.announce) {
+        log.warn("webhook.url_mismatch", {
+          route,
+          variable: found.hint.variable,
+          configured: found.hint.configured,
+          signed_for: found.hint.signedFor,
+          fix: `set ${found.hint.variable}=${found.hint.signedFor}`,
+        });
+      }
       return c.text("Forbidden: invalid Twilio signature", 403);
     }
+    hints.passed(route);
     c.set("form", params);
     await next();
   };

@@ -10,3 +10,4 @@ export * from "./app.ts";
 export * from "./twilio_request.ts";
 export * from "./policy.ts";
 export * from "./delivery.ts";
+export * from "./url_hints.ts";

@@ -135,7 +135,7 @@ export function createWhatsAppSender(options: {
   const now = options.now ?? Date.now;
   const log = options.log;
   const from = `whatsapp:${options.fromNumber}`;
-  const rest = restClient(
+  const rest = twilioRestClient(
     options.accountSid,
     options.authToken,
     fetchHttpClient(
@@ -242,8 +242,15 @@ type RestRequest = Parameters<RequestClient["request"]>[0];
  * What twilio-node's REST resources ask of a client: the account, and
  * requests sent with its credentials and the headers twilio-node's own client
  * adds (region and edge routing are not used here).
+ *
+ * @example
+ * ```ts
+ * const rest = twilioRestClient("AC…", "token", fetchHttpClient(fetch));
+ * const { default: ApiDomain } = await import("twilio/lib/rest/Api.js");
+ * await (new ApiDomain(rest) as Api).account.fetch();
+ * ```
  */
-function restClient(accountSid: string, authToken: string, http: RequestClient) {
+export function twilioRestClient(accountSid: string, authToken: string, http: RequestClient) {
   return {
     accountSid,
     request(opts: RestRequest) {

@@ -9,6 +9,7 @@ import {
   startTestBridge,
   type TestBridge,
   waitFor,
+  whatsAppParams,
 } from "../_helpers.ts";
 
 const TOKEN = "console-token-0123456789abcdef0123456789";
@@ -261,4 +262,36 @@ Deno.test("Console - signing out ends the session for good", async () => {
   assert.equal(after.status, 303, "the old cookie opens nothing");
   await after.body?.cancel();
   assert.deepEqual(await Array.fromAsync(t.kv.list({ prefix: ["console_sessions"] })), []);
+});
+
+Deno.test("Console - the overview names the URL Twilio signed until a webhook passes", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  const { cookie } = await signIn(t);
+  assert.doesNotMatch(await html(t, "/admin", cookie), /id="url-hint-/);
+
+  const params = whatsAppParams({ Body: "secret question" });
+  const signedFor = "https://abc123.ngrok.app/whatsapp";
+  const refused = await postForm(t.url, params, {
+    "x-twilio-signature": sign(params, signedFor),
+    "x-forwarded-proto": "https",
+    "x-forwarded-host": "abc123.ngrok.app",
+  });
+  assert.equal(refused.status, 403);
+  await refused.body?.cancel();
+  const hinted = await html(t, "/admin", cookie);
+  const notice = hinted.match(/<p class="error" role="alert" id="url-hint-webhook">.*?<\/p>/s)?.[0];
+  assert.ok(notice, "the overview shows the hint");
+  assert.match(notice, /<code>https:\/\/abc123\.ngrok\.app\/whatsapp<\/code>/);
+  assert.match(notice, /<code>TWILIO_WEBHOOK_URL=https:\/\/abc123\.ngrok\.app\/whatsapp<\/code>/);
+  assert.match(
+    notice,
+    /<code>https:\/\/bridge\.example\.com\/whatsapp<\/code>/,
+    "and the URL now set",
+  );
+  assert.ok(!hinted.includes("secret question") && !hinted.includes("15551234567"));
+
+  const passed = await t.sendWhatsApp();
+  assert.equal(passed.status, 200);
+  await passed.body?.cancel();
+  assert.doesNotMatch(await html(t, "/admin", cookie), /id="url-hint-/);
 });

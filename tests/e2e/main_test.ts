@@ -10,6 +10,7 @@ import {
   postForm,
   sign,
   testEnv,
+  waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
 import { freePort, mainCommand as mainProcess, runTask, startMain } from "../_process.ts";
@@ -128,4 +129,36 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("startup - a webhook signed for the URL a proxy made is refused with 403, and the log names the URL to configure", async () => {
+  await using ayd = await startFakeAyd({ apiKey: API_KEY, chatId: CHAT_ID });
+  await using twilio = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  await using main = await startMain(testEnv({
+    AYD_BASE_URL: ayd.url,
+    TWILIO_API_BASE_URL: twilio.url,
+    LOG_LEVEL: "info",
+  }));
+  // Twilio was set to call the tunnel's URL; the proxy passes the host it was called at.
+  const signedFor = "https://abc123.ngrok.app/whatsapp";
+  const params = whatsAppParams({ Body: "through a tunnel" });
+  const response = await postForm(main.url, params, {
+    "x-twilio-signature": sign(params, signedFor),
+    "x-forwarded-proto": "https",
+    "x-forwarded-host": "abc123.ngrok.app",
+  });
+  assert.equal(response.status, 403);
+  await response.body?.cancel();
+  const health = await (await fetch(`${main.url}/health`)).json();
+  assert.equal(health.webhookUrlHint, signedFor);
+  // Log lines reach stdout in batches: wait for the line, not for a time.
+  await waitFor(() => main.output().includes('"event":"webhook.url_mismatch"'), "the log line");
+  const logged = main.output().split("\n").filter((line) => line.includes("webhook.url_mismatch"))
+    .map((line) => JSON.parse(line));
+  assert.equal(logged.length, 1);
+  assert.equal(logged[0].signed_for, signedFor);
+  assert.equal(logged[0].configured, "https://bridge.example.com/whatsapp");
+  assert.equal(logged[0].fix, `set TWILIO_WEBHOOK_URL=${signedFor}`);
+  assert.ok(!main.output().includes(AUTH_TOKEN) && !main.output().includes("through a tunnel"));
+  assert.equal(twilio.messages.length, 0, "nothing answered");
 });

@@ -73,6 +73,7 @@ testEveryBackend(
       status: "degraded",
       reason: "TypeError: database or disk is full",
       jobBackend: backend === "kv-queue" ? "kv-queue" : "outbox",
+      instance: t.bridge.instance,
     });
     faulty.fault(null);
     await waitFor(async () => (await health()).status === 200, "recovery without a restart");

@@ -3,7 +3,10 @@
  * `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (form-encoded, Basic auth), lists
  * messages at `GET` of the same path, and takes the WhatsApp typing indicator
  * `POST /v2/Indicators/Typing.json`; it answers with Twilio's JSON shapes and records what it
- * received.
+ * received. For `deno task doctor` it also serves the Account resource
+ * (`GET /2010-04-01/Accounts/{AccountSid}.json`), the account's phone numbers
+ * (`GET …/IncomingPhoneNumbers.json?PhoneNumber=`) and its WhatsApp senders
+ * (`GET /v2/Channels/Senders?Channel=whatsapp`, the Senders API).
  *
  * @module
  */
@@ -36,6 +39,32 @@ export interface TypingIndicator {
   channel: string;
 }
 
+/** The Account resource's fields the fake lets a test set. */
+export interface FakeAccount {
+  /** `active` (default), `suspended` or `closed`. */
+  status: string;
+  /** `Full` (default) or `Trial`. */
+  type: string;
+  friendlyName: string;
+}
+
+/** One of the account's phone numbers (IncomingPhoneNumbers). */
+export interface FakeIncomingNumber {
+  phoneNumber: string;
+  /** The number's SMS webhook, `sms_url`. */
+  smsUrl?: string;
+}
+
+/** One of the account's WhatsApp senders (Senders API). */
+export interface FakeWhatsAppSender {
+  /** `whatsapp:+E164`. */
+  senderId: string;
+  /** Default `ONLINE`. */
+  status?: string;
+  /** `webhook.callback_url`: where incoming messages go. */
+  callbackUrl?: string;
+}
+
 /** Options for {@link startFakeTwilio}. */
 export interface FakeTwilioOptions {
   accountSid: string;
@@ -52,6 +81,14 @@ export interface FakeTwilio extends AsyncDisposable {
   messages: SentMessage[];
   /** Accepted typing indicators, in order. */
   typing: TypingIndicator[];
+  /** The Account resource, as later fetches see it; change its fields freely. */
+  account: FakeAccount;
+  /** The account's phone numbers; push or remove freely. */
+  incomingNumbers: FakeIncomingNumber[];
+  /** The account's WhatsApp senders; push or remove freely. */
+  whatsappSenders: FakeWhatsAppSender[];
+  /** Makes the Senders API answer `status` (403, 404, …; 0 = serve the list again). */
+  failSenders(status: number): void;
   /** Every Messages.json create (POST), including rejected and failed ones. */
   readonly attempts: number;
   /** Every Messages.json list request (GET), including rejected and failed ones. */
@@ -353,8 +390,119 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     });
   }
 
+  const account: FakeAccount = { status: "active", type: "Full", friendlyName: "My first account" };
+  const incomingNumbers: FakeIncomingNumber[] = [];
+  const whatsappSenders: FakeWhatsAppSender[] = [];
+  let sendersFailure = 0;
+
+  /** The Account resource; like Twilio's, it carries the auth token. */
+  function fetchAccount(req: Request, sid: string, path: string): Response {
+    if (!authenticated(req)) return unauthorized();
+    if (sid !== opts.accountSid) return notFound(path);
+    const date = rfc2822(new Date(Date.UTC(2024, 0, 15)));
+    const base = `/2010-04-01/Accounts/${sid}`;
+    return json({
+      auth_token: opts.authToken,
+      date_created: date,
+      date_updated: date,
+      friendly_name: account.friendlyName,
+      owner_account_sid: sid,
+      sid,
+      status: account.status,
+      subresource_uris: {
+        incoming_phone_numbers: `${base}/IncomingPhoneNumbers.json`,
+        messages: `${base}/Messages.json`,
+      },
+      type: account.type,
+      uri: `${base}.json`,
+    });
+  }
+
+  /** One page of the account's phone numbers, filtered by `PhoneNumber` as Twilio does. */
+  function listIncomingNumbers(req: Request, sid: string, path: string): Response {
+    if (!authenticated(req)) return unauthorized();
+    if (sid !== opts.accountSid) return notFound(path);
+    const query = new URL(req.url).searchParams;
+    const wanted = query.get("PhoneNumber");
+    const pageSize = Number(query.get("PageSize") ?? 50);
+    const found = incomingNumbers.filter((n) => wanted === null || n.phoneNumber === wanted)
+      .slice(0, pageSize);
+    const uri = `${path}?${query}`;
+    return json({
+      end: Math.max(0, found.length - 1),
+      first_page_uri: uri,
+      incoming_phone_numbers: found.map((n, i) => ({
+        account_sid: sid,
+        capabilities: { fax: false, mms: true, sms: true, voice: true },
+        friendly_name: n.phoneNumber,
+        phone_number: n.phoneNumber,
+        sid: `PN${String(i).padStart(32, "0")}`,
+        sms_method: "POST",
+        sms_url: n.smsUrl ?? "",
+        status: "in-use",
+        uri: `/2010-04-01/Accounts/${sid}/IncomingPhoneNumbers/PN${
+          String(i).padStart(32, "0")
+        }.json`,
+      })),
+      next_page_uri: null,
+      page: 0,
+      page_size: pageSize,
+      previous_page_uri: null,
+      start: 0,
+      uri,
+    });
+  }
+
+  /** The Senders API's list: `Channel` is required; `meta.key` names the list. */
+  function listSenders(req: Request): Response {
+    if (!authenticated(req)) return unauthorized();
+    if (sendersFailure) return twilioError(sendersFailure, 20403, "Senders API not available");
+    const query = new URL(req.url).searchParams;
+    const channel = query.get("Channel");
+    if (!channel) return twilioError(400, 20001, "Missing required parameter Channel");
+    const pageSize = Number(query.get("PageSize") ?? 20);
+    const senders = channel.toLowerCase() === "whatsapp" ? whatsappSenders.slice(0, pageSize) : [];
+    const url = `https://messaging.twilio.com/v2/Channels/Senders?${query}`;
+    return json({
+      senders: senders.map((sender, i) => ({
+        sid: `XE${String(i).padStart(32, "0")}`,
+        status: sender.status ?? "ONLINE",
+        sender_id: sender.senderId,
+        configuration: { waba_id: "1234567890" },
+        webhook: {
+          callback_url: sender.callbackUrl ?? null,
+          callback_method: "POST",
+          fallback_url: null,
+          fallback_method: null,
+          status_callback_url: null,
+          status_callback_method: null,
+        },
+        profile: { name: account.friendlyName },
+        url: `https://messaging.twilio.com/v2/Channels/Senders/XE${String(i).padStart(32, "0")}`,
+      })),
+      meta: {
+        page: 0,
+        page_size: pageSize,
+        first_page_url: url,
+        previous_page_url: null,
+        url,
+        next_page_url: null,
+        key: "senders",
+      },
+    });
+  }
+
   function route(req: Request): Response | Promise<Response> {
     const path = new URL(req.url).pathname;
+    const accountPath = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\.json$/);
+    if (req.method === "GET" && accountPath) {
+      return fetchAccount(req, decodeURIComponent(accountPath[1]), path);
+    }
+    const numbersPath = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\.json$/);
+    if (req.method === "GET" && numbersPath) {
+      return listIncomingNumbers(req, decodeURIComponent(numbersPath[1]), path);
+    }
+    if (req.method === "GET" && path === "/v2/Channels/Senders") return listSenders(req);
     const m = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/);
     if (req.method === "POST" && m) return createMessage(req, decodeURIComponent(m[1]), path);
     if (req.method === "GET" && m) return listMessages(req, decodeURIComponent(m[1]), path);
@@ -378,6 +526,12 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     url: `http://127.0.0.1:${server.addr.port}`,
     messages,
     typing,
+    account,
+    incomingNumbers,
+    whatsappSenders,
+    failSenders(status) {
+      sendersFailure = status;
+    },
     get attempts() {
       return attempts;
     },

@@ -193,6 +193,7 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
     jobBackend: "kv-queue",
     pendingJobs: 0,
     deadLetters: 0,
+    instance: t.bridge.instance,
   });
 
   const kv = await Deno.openKv(":memory:");
@@ -210,5 +211,5 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const down = await fetch(`http://127.0.0.1:${server.addr.port}/health`);
   assert.equal(down.status, 503);
-  assert.deepEqual(await down.json(), { status: "unavailable" });
+  assert.deepEqual(await down.json(), { status: "unavailable" }, "no instance given, none shown");
 });
