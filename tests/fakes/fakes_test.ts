@@ -682,3 +682,100 @@ Deno.test("fake Twilio - answerLate creates the message but holds its 201", () =
     assert.equal(slow.status, 201);
     assert.equal((await slow.json()).sid, twilio.messages[1].sid);
   }));
+
+// ---------------------------------------------------------------- fake Twilio media
+
+const VOICE = new Uint8Array([0x4f, 0x67, 0x67, 0x53, 0, 2, 0, 0]); // "OggS…"
+
+Deno.test("fake Twilio media - Basic auth on the API host, then a redirect to the media host", () =>
+  withTwilio(async (twilio) => {
+    const url = twilio.addMedia(VOICE, "audio/ogg");
+    assert.match(
+      url,
+      new RegExp(`^${twilio.url}/2010-04-01/Accounts/${SID}/Messages/MM[0-9a-f]{32}/Media/ME`),
+    );
+    const anonymous = await fetch(url, { redirect: "manual" });
+    assert.equal(anonymous.status, 401);
+    assert.equal((await anonymous.json()).code, 20003);
+
+    const redirect = await fetch(url, { headers: { authorization: basic() }, redirect: "manual" });
+    assert.equal(redirect.status, 307);
+    await redirect.body?.cancel();
+    const location = new URL(redirect.headers.get("location")!);
+    assert.equal(location.origin, twilio.mediaHost.url, "another host than the API's");
+    assert.ok(location.searchParams.has("Signature"), "a short-lived, signed URL");
+
+    const media = await fetch(location);
+    assert.equal(media.headers.get("content-type"), "audio/ogg");
+    assert.equal(media.headers.get("content-length"), String(VOICE.length));
+    assert.deepEqual(new Uint8Array(await media.arrayBuffer()), VOICE);
+    assert.equal(twilio.mediaRequests, 2);
+    assert.equal(twilio.mediaHost.requests, 1);
+    assert.deepEqual(twilio.mediaHost.violations, []);
+  }));
+
+Deno.test("fake Twilio media - credentials that reach the media host are refused and fail close()", async () => {
+  const twilio = await startFakeTwilio({ accountSid: SID, authToken: AUTH_TOKEN });
+  const url = twilio.addMedia(VOICE, "audio/ogg");
+  const redirect = await fetch(url, { headers: { authorization: basic() }, redirect: "manual" });
+  await redirect.body?.cancel();
+  // A client that sends the credentials along the redirect.
+  const followed = await fetch(redirect.headers.get("location")!, {
+    headers: { authorization: basic() },
+  });
+  assert.equal(followed.status, 400);
+  await followed.body?.cancel();
+  assert.equal(twilio.mediaHost.violations.length, 1);
+  await assert.rejects(twilio.close(), /credentials reached the media host/);
+});
+
+Deno.test("fake Twilio media - unknown media and other accounts answer 404; 302 when asked", () =>
+  withTwilio(async (twilio) => {
+    const url = twilio.addMedia(VOICE, "audio/ogg");
+    const auth = { authorization: basic() };
+    const unknown = await fetch(url.replace(/ME\w+$/, "ME" + "0".repeat(32)), { headers: auth });
+    assert.equal(unknown.status, 404);
+    assert.equal((await unknown.json()).code, 20404);
+    const other = await fetch(url.replace(SID, "AC" + "1".repeat(32)), { headers: auth });
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+    const found = await fetch(url, { headers: auth, redirect: "manual" });
+    assert.equal(found.status, 302);
+    await found.body?.cancel();
+  }, { mediaRedirectStatus: 302 }));
+
+Deno.test("fake Twilio media - the media host can fail, redirect again, stream without a length or stall", () =>
+  withTwilio(async (twilio) => {
+    const redirect = await fetch(twilio.addMedia(VOICE, "audio/ogg"), {
+      headers: { authorization: basic() },
+      redirect: "manual",
+    });
+    await redirect.body?.cancel();
+    const location = redirect.headers.get("location")!;
+
+    twilio.mediaHost.behave({ status: 503 });
+    const failed = await fetch(location);
+    assert.equal(failed.status, 503);
+    assert.match(await failed.text(), /<Error><Code>/);
+
+    twilio.mediaHost.behave({ hops: 2 });
+    const hop = await fetch(location, { redirect: "manual" });
+    assert.equal(hop.status, 302);
+    await hop.body?.cancel();
+    const followed = await fetch(location);
+    assert.deepEqual(new Uint8Array(await followed.arrayBuffer()), VOICE);
+
+    twilio.mediaHost.behave({ chunked: true });
+    const chunked = await fetch(location);
+    assert.equal(chunked.headers.get("content-length"), null);
+    assert.deepEqual(new Uint8Array(await chunked.arrayBuffer()), VOICE);
+
+    twilio.mediaHost.behave({ stallAfterBytes: 4 });
+    const stalled = await fetch(location, { signal: AbortSignal.timeout(200) });
+    await assert.rejects(stalled.arrayBuffer());
+
+    twilio.mediaHost.behave({});
+    const expired = await fetch(location.replace(/\?.*$/, ""));
+    assert.equal(expired.status, 403, "the URL is nothing without its signature");
+    await expired.body?.cancel();
+  }));
