@@ -7,6 +7,7 @@
  * @module
  */
 export * from "./twilio_client.ts";
+export * from "./media.ts";
 export type { PartMarkers, PartStream, PartStreamOptions } from "./format.ts";
 
 let formatting: Promise<typeof import("./format.ts")> | undefined;

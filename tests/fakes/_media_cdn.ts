@@ -72,7 +72,7 @@ export function startMediaCdn(): MediaCdn {
         if (sent >= bytes.length) return controller.close();
         if (stallAfter !== undefined && sent >= stallAfter) {
           await wait();
-          return controller.error(new Error("fake media host closed"));
+          return controller.close(); // at close: whoever still waits has given up
         }
         const end = Math.min(bytes.length, sent + CHUNK_BYTES, stallAfter ?? Infinity);
         controller.enqueue(bytes.slice(sent, end));
