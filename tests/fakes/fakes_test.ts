@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { type FakeAyd, startFakeAyd } from "./fake_ayd.ts";
 import { type FakeTwilio, type FakeTwilioOptions, startFakeTwilio } from "./fake_twilio.ts";
+import { startFakeStt } from "./fake_stt.ts";
 
 const API_KEY = "ayd_key_test";
 const CHAT_ID = "bot-123";
@@ -779,3 +780,123 @@ Deno.test("fake Twilio media - the media host can fail, redirect again, stream w
     assert.equal(expired.status, 403, "the URL is nothing without its signature");
     await expired.body?.cancel();
   }));
+
+// ---------------------------------------------------------------- fake speech to text
+
+function sttForm(fields: Record<string, string | [Uint8Array, string, string]>): FormData {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value === "string") form.append(name, value);
+    else form.append(name, new Blob([value[0].slice()], { type: value[2] }), value[1]);
+  }
+  return form;
+}
+
+function postStt(url: string, form: FormData | string, bearer?: string): Promise<Response> {
+  return fetch(`${url}/v1/audio/transcriptions`, {
+    method: "POST",
+    headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
+    body: form,
+  });
+}
+
+Deno.test("fake STT - the documented multipart request is answered {text} and recorded", async () => {
+  await using stt = await startFakeStt({ apiKey: "sk-fake", transcript: "late orders?" });
+  const form = sttForm({
+    file: [VOICE, "voice.ogg", "audio/ogg"],
+    model: "whisper-1",
+    language: "en",
+    response_format: "json",
+  });
+  const response = await postStt(stt.url, form, "sk-fake");
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { text: "late orders?" });
+  assert.deepEqual(stt.requests, [{
+    model: "whisper-1",
+    language: "en",
+    responseFormat: "json",
+    filename: "voice.ogg",
+    contentType: "audio/ogg",
+    bytes: VOICE,
+    authorization: "Bearer sk-fake",
+    fields: ["file", "model", "language", "response_format"],
+  }]);
+
+  const text = await postStt(
+    stt.url,
+    sttForm({ file: [VOICE, "a.mp3", "audio/mpeg"], model: "m", response_format: "text" }),
+    "sk-fake",
+  );
+  assert.equal(await text.text(), "late orders?\n");
+  const verbose = await postStt(
+    stt.url,
+    sttForm({ file: [VOICE, "a.wav", "audio/wav"], model: "m", response_format: "verbose_json" }),
+    "sk-fake",
+  );
+  assert.equal((await verbose.json()).text, "late orders?");
+});
+
+Deno.test("fake STT - a wrong key, a missing file or model and an unknown format get OpenAI's errors", async () => {
+  await using stt = await startFakeStt({ apiKey: "sk-fake" });
+  const ogg = (): [Uint8Array, string, string] => [VOICE, "voice.ogg", "audio/ogg"];
+  const cases: [FormData | string, string | undefined, number, string | null, RegExp][] = [
+    [
+      sttForm({ file: ogg(), model: "whisper-1" }),
+      "sk-wrong",
+      401,
+      "invalid_api_key",
+      /Incorrect API key provided: sk\*\*\*ng/,
+    ],
+    [sttForm({ file: ogg(), model: "whisper-1" }), undefined, 401, "invalid_api_key", /Incorrect/],
+    [sttForm({ model: "whisper-1" }), "sk-fake", 400, null, /'file'/],
+    [sttForm({ file: ogg() }), "sk-fake", 400, null, /model/],
+    [
+      sttForm({ file: [VOICE, "voice.amr", "audio/amr"], model: "whisper-1" }),
+      "sk-fake",
+      400,
+      null,
+      /Invalid file format/,
+    ],
+    ["file=x&model=whisper-1", "sk-fake", 400, null, /multipart/],
+  ];
+  for (const [form, bearer, status, code, message] of cases) {
+    const response = await postStt(stt.url, form, bearer);
+    assert.equal(response.status, status);
+    const { error } = await response.json();
+    assert.equal(error.code, code);
+    assert.equal(error.type, "invalid_request_error");
+    assert.match(error.message, message);
+  }
+  assert.equal(stt.requests.length, 0, "only well-formed requests are recorded");
+  assert.equal(stt.attempts, cases.length);
+});
+
+Deno.test("fake STT - scripted faults are taken in order: status, transcript, whisper.cpp, raw, hang", async () => {
+  await using stt = await startFakeStt();
+  stt.failNext(
+    { status: 503 },
+    { status: 429, code: "rate_limit_exceeded" },
+    { transcript: "" },
+    { whisperCppError: "failed to read WAV file" },
+    { raw: "not json" },
+    { hang: true },
+  );
+  const send = () => postStt(stt.url, sttForm({ file: [VOICE, "v.ogg", "audio/ogg"], model: "m" }));
+  const unavailable = await send();
+  assert.equal(unavailable.status, 503);
+  assert.equal((await unavailable.json()).error.type, "server_error");
+  const limited = await send();
+  assert.equal(limited.status, 429);
+  assert.equal((await limited.json()).error.code, "rate_limit_exceeded");
+  assert.deepEqual(await (await send()).json(), { text: "" });
+  assert.deepEqual(await (await send()).json(), { error: "failed to read WAV file" });
+  assert.equal(await (await send()).text(), "not json");
+  const hung = fetch(`${stt.url}/v1/audio/transcriptions`, {
+    method: "POST",
+    body: sttForm({ file: [VOICE, "v.ogg", "audio/ogg"], model: "m" }),
+    signal: AbortSignal.timeout(100),
+  });
+  await assert.rejects(hung, (e: Error) => e.name === "TimeoutError", "never answered");
+  assert.deepEqual(await (await send()).json(), { text: stt.transcript }, "faults used up");
+  assert.equal(stt.requests.length, 7);
+});
