@@ -1,9 +1,11 @@
 /**
- * `deno task sandbox [--real-ayd] [--port N] [--host H]`: the real bridge with
- * a demo AYD (or, with `--real-ayd`, the AYD configured in the environment
- * or `.env`) and a Twilio stand-in; chat with it at the printed URL. No
- * credentials and no `.env` are needed for the demo. With `ADMIN_TOKEN` in
- * the environment the operator console opens too, and its URL is printed.
+ * `deno task sandbox [--real-ayd] [--real-transcriber] [--port N] [--host H]`:
+ * the real bridge with a demo AYD (or, with `--real-ayd`, the AYD configured
+ * in the environment or `.env`), a demo transcriber for voice notes (or, with
+ * `--real-transcriber`, the `TRANSCRIBE_*` service configured there) and a
+ * Twilio stand-in; chat with it at the printed URL. No credentials and no
+ * `.env` are needed for the demo. With `ADMIN_TOKEN` in the environment the
+ * operator console opens too, and its URL is printed.
  *
  * @module
  */
@@ -13,13 +15,15 @@ import { formatConfigProblems } from "../src/config.ts";
 import { stdoutLines } from "../src/log.ts";
 import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/mod.ts";
 
-const USAGE = "usage: deno task sandbox [--real-ayd] [--port 8000] [--host 127.0.0.1]";
+const USAGE =
+  "usage: deno task sandbox [--real-ayd] [--real-transcriber] [--port 8000] [--host 127.0.0.1]";
 
 const { values } = (() => {
   try {
     return parseArgs({
       options: {
         "real-ayd": { type: "boolean", default: false },
+        "real-transcriber": { type: "boolean", default: false },
         port: { type: "string", default: "8000" },
         host: { type: "string", default: "127.0.0.1" },
       },
@@ -35,13 +39,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   Deno.exit(2);
 }
 
-let realAydEnv: Record<string, string | undefined> | undefined;
-if (values["real-ayd"]) {
+let realEnv: Record<string, string | undefined> | undefined;
+if (values["real-ayd"] || values["real-transcriber"]) {
   // The variables may sit in .env, as for `deno task dev`; the environment wins.
   try {
     process.loadEnvFile(".env");
   } catch { /* no .env: the environment alone */ }
-  realAydEnv = Deno.env.toObject();
+  realEnv = Deno.env.toObject();
 }
 
 let sandbox: Sandbox;
@@ -49,13 +53,18 @@ try {
   sandbox = await startSandbox({
     host: values.host,
     port,
-    realAydEnv,
+    realAydEnv: values["real-ayd"] ? realEnv : undefined,
+    realTranscriberEnv: values["real-transcriber"] ? realEnv : undefined,
     adminToken: Deno.env.get("ADMIN_TOKEN"),
     logLevel: (Deno.env.get("LOG_LEVEL") as "debug" | undefined) ?? "error",
   });
 } catch (error) {
   if (error instanceof SandboxConfigError) {
-    const intro = values["real-ayd"] ? "--real-ayd asks your own AskYourDatabase chatbot.\n" : "";
+    const intro =
+      (values["real-ayd"] ? "--real-ayd asks your own AskYourDatabase chatbot.\n" : "") +
+      (values["real-transcriber"]
+        ? "--real-transcriber sends voice notes to your own transcription service.\n"
+        : "");
     console.error(intro + formatConfigProblems(error.problems));
   } else if (error instanceof Deno.errors.AddrInUse) {
     console.error(`Port ${port} is in use: try deno task sandbox --port 8001`);

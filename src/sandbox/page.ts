@@ -1,8 +1,9 @@
 /**
  * The sandbox chat page: one HTML document with its style and a little
- * vanilla script, no build step. It posts what is typed to `/sandbox/send`
- * and shows the chat from `/sandbox/events` (Server-Sent Events), rendered
- * as WhatsApp renders it.
+ * vanilla script, no build step. It posts what is typed to `/sandbox/send`,
+ * a voice note (recorded with the microphone where the browser allows it,
+ * or an audio file) to `/sandbox/voice`, and shows the chat from
+ * `/sandbox/events` (Server-Sent Events), rendered as WhatsApp renders it.
  *
  * @module
  */
@@ -47,7 +48,9 @@ export function sandboxPage(options: { demo: boolean }): string {
   <section id="chat" class="chat" aria-live="polite"></section>
   <div class="chips">${chips}</div>
   <form id="composer">
+    <label class="attach" title="Send an audio file as a voice note">📎<input id="audio-file" type="file" accept="audio/*" hidden></label>
     <input id="text" autocomplete="off" placeholder="Type a message" aria-label="Message">
+    <button id="mic" type="button" aria-label="Record a voice note" title="Record a voice note">🎤</button>
     <button id="send" type="submit" aria-label="Send">➤</button>
   </form>
 </main>
@@ -83,7 +86,16 @@ header{display:flex;align-items:center;gap:10px;padding:10px 14px;background:#00
 .chip{font:inherit;font-size:13px;border:1px solid #c9d1d6;background:#fff;border-radius:14px;padding:3px 10px;cursor:pointer}
 form{display:flex;gap:8px;padding:8px 10px;background:#f0f2f5}
 #text{flex:1;font:inherit;border:0;border-radius:8px;padding:9px 12px}
-#send{border:0;border-radius:50%;width:40px;background:#008069;color:#fff;font-size:16px;cursor:pointer}
+#send,#mic{border:0;border-radius:50%;width:40px;background:#008069;color:#fff;font-size:16px;cursor:pointer}
+#mic.recording{background:#d00;animation:pulse 1s infinite}#mic:disabled{background:#8696a0;cursor:not-allowed}
+@keyframes pulse{50%{opacity:.6}}
+.attach{display:grid;place-items:center;width:32px;font-size:20px;cursor:pointer}
+.voice{display:flex;align-items:center;gap:8px;min-width:220px}
+.voice .play{border:0;background:none;font-size:18px;color:#54656f;cursor:pointer;width:24px;padding:0}
+.voice .wave{flex:1;display:flex;align-items:center;gap:2px;height:24px}
+.voice .wave i{display:block;width:3px;border-radius:2px;background:#8fb79a}
+.voice .duration{font-size:12px;color:#667781;min-width:30px}
+.voice .badge{font-size:14px}
 `;
 
 /** The page's behaviour; `renderWhatsApp` is defined just before it. */
@@ -136,13 +148,52 @@ function setStatus(id, status) {
   ticks.title = status;
 }
 
+const clock = (ms) => Math.floor(ms / 60000) + ":" + String(Math.floor(ms / 1000) % 60).padStart(2, "0");
+
+/** A WhatsApp voice bubble: play button, a waveform drawn from the id, the duration. */
+function voiceNote(voice, id) {
+  const box = document.createElement("div");
+  box.className = "voice";
+  const play = document.createElement("button");
+  play.type = "button";
+  play.className = "play";
+  play.textContent = "▶";
+  play.setAttribute("aria-label", "Play voice note");
+  const wave = document.createElement("div");
+  wave.className = "wave";
+  let seed = [...id].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+  for (let i = 0; i < 28; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const bar = document.createElement("i");
+    bar.style.height = (4 + (seed % 19)) + "px";
+    wave.append(bar);
+  }
+  const duration = document.createElement("span");
+  duration.className = "duration";
+  duration.textContent = voice.durationMs ? clock(voice.durationMs) : "";
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.textContent = "🎤";
+  const audio = new Audio(voice.src);
+  audio.preload = "metadata";
+  audio.onloadedmetadata = () => {
+    if (!voice.durationMs && Number.isFinite(audio.duration)) duration.textContent = clock(audio.duration * 1000);
+  };
+  audio.onended = audio.onpause = () => { play.textContent = "▶"; };
+  audio.onplay = () => { play.textContent = "❚❚"; };
+  play.onclick = () => (audio.paused ? audio.play().catch((e) => note("Cannot play: " + e.message)) : audio.pause());
+  box.append(play, wave, duration, badge);
+  return box;
+}
+
 function bubble(event, mine) {
   const div = document.createElement("div");
   div.className = "msg " + (mine ? "mine" : "theirs");
   div.dataset.id = event.id;
   const text = document.createElement("div");
   text.className = "text";
-  if (mine) text.textContent = event.text;
+  if (mine && event.voice) text.append(voiceNote(event.voice, event.id));
+  else if (mine) text.textContent = event.text;
   else text.innerHTML = event.body ? renderWhatsApp(event.body) : "";
   for (const url of event.mediaUrls || []) {
     if (!/^https?:/.test(url)) continue;
@@ -210,4 +261,69 @@ document.getElementById("composer").onsubmit = (e) => {
 };
 for (const chip of document.querySelectorAll(".chip")) chip.onclick = () => send(chip.textContent);
 input.focus();
+
+async function sendVoice(blob, durationMs) {
+  const type = (blob.type || "audio/ogg").split(";")[0];
+  const query = "phone=" + encodeURIComponent(phone) + (durationMs ? "&durationMs=" + Math.round(durationMs) : "");
+  try {
+    const response = await fetch("/sandbox/voice?" + query, {
+      method: "POST",
+      headers: { "content-type": type },
+      body: blob,
+    });
+    if (!response.ok) note("Not sent: " + (await response.text()));
+  } catch (error) {
+    note("Not sent: the sandbox is not reachable (" + error.message + ")");
+  }
+}
+
+const audioPicker = document.getElementById("audio-file");
+audioPicker.onchange = () => {
+  const file = audioPicker.files[0];
+  audioPicker.value = "";
+  if (file) sendVoice(file);
+};
+
+// Recording needs a secure context (https or localhost) and MediaRecorder.
+const mic = document.getElementById("mic");
+const RECORDING_TYPES = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "audio/webm", "audio/mp4"];
+let recording;
+if (!navigator.mediaDevices?.getUserMedia || !window.MediaRecorder) {
+  mic.disabled = true;
+  mic.title = "This browser cannot record here (it needs https or localhost): send an audio file with 📎";
+}
+mic.onclick = async () => {
+  if (recording) return recording.stop();
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    return note("No microphone (" + error.message + "): send an audio file with 📎 instead");
+  }
+  const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
+  const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  const chunks = [];
+  const started = performance.now();
+  const placeholder = input.placeholder;
+  const timer = setInterval(() => { input.placeholder = "Recording… " + clock(performance.now() - started); }, 250);
+  recorder.ondataavailable = (e) => { if (e.data.size > 0) chunks.push(e.data); };
+  recorder.onstop = () => {
+    clearInterval(timer);
+    input.placeholder = placeholder;
+    mic.classList.remove("recording");
+    mic.textContent = "🎤";
+    mic.setAttribute("aria-label", "Record a voice note");
+    delete document.body.dataset.recording;
+    for (const track of stream.getTracks()) track.stop();
+    recording = undefined;
+    const blob = new Blob(chunks, { type: recorder.mimeType || mimeType || "audio/ogg" });
+    if (blob.size > 0) sendVoice(blob, performance.now() - started);
+  };
+  recorder.start(250);
+  recording = recorder;
+  mic.classList.add("recording");
+  mic.textContent = "■";
+  mic.setAttribute("aria-label", "Stop and send the voice note");
+  document.body.dataset.recording = "true";
+};
 `;
