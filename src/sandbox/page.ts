@@ -48,9 +48,9 @@ export function sandboxPage(options: { demo: boolean }): string {
   <section id="chat" class="chat" aria-live="polite"></section>
   <div class="chips">${chips}</div>
   <form id="composer">
-    <label class="attach" title="Send an audio file as a voice note">📎<input id="audio-file" type="file" accept="audio/*" hidden></label>
+    <label class="attach" title="Send an audio file as a voice note">${CLIP_ICON}<input id="audio-file" type="file" accept="audio/*" hidden></label>
     <input id="text" autocomplete="off" placeholder="Type a message" aria-label="Message">
-    <button id="mic" type="button" aria-label="Record a voice note" title="Record a voice note">🎤</button>
+    <button id="mic" type="button" aria-label="Record a voice note" title="Record a voice note">${MIC_ICON}</button>
     <button id="send" type="submit" aria-label="Send">➤</button>
   </form>
 </main>
@@ -89,17 +89,28 @@ form{display:flex;gap:8px;padding:8px 10px;background:#f0f2f5}
 #send,#mic{border:0;border-radius:50%;width:40px;background:#008069;color:#fff;font-size:16px;cursor:pointer}
 #mic.recording{background:#d00;animation:pulse 1s infinite}#mic:disabled{background:#8696a0;cursor:not-allowed}
 @keyframes pulse{50%{opacity:.6}}
-.attach{display:grid;place-items:center;width:32px;font-size:20px;cursor:pointer}
+.attach{display:grid;place-items:center;width:32px;color:#54656f;cursor:pointer}
+#mic svg{display:block;margin:auto}
 .voice{display:flex;align-items:center;gap:8px;min-width:220px}
 .voice .play{border:0;background:none;font-size:18px;color:#54656f;cursor:pointer;width:24px;padding:0}
 .voice .wave{flex:1;display:flex;align-items:center;gap:2px;height:24px}
 .voice .wave i{display:block;width:3px;border-radius:2px;background:#8fb79a}
 .voice .duration{font-size:12px;color:#667781;min-width:30px}
-.voice .badge{font-size:14px}
+.voice .badge{color:#53bdeb;display:flex}
 `;
+
+/** Icons drawn inline, so they show whatever emoji font the machine has (or lacks). */
+const MIC_ICON = '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">' +
+  '<path fill="currentColor" d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 ' +
+  '0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11h-2z"/></svg>';
+const CLIP_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">' +
+  '<path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
+  'd="M21 11.5l-8.6 8.6a5 5 0 0 1-7.1-7.1l8.6-8.6a3.5 3.5 0 0 1 5 5l-8.6 8.6a2 2 0 0 1-2.8-2.8l7.9-7.9"/>' +
+  "</svg>";
 
 /** The page's behaviour; `renderWhatsApp` is defined just before it. */
 const SCRIPT = `
+const MIC_ICON = ${JSON.stringify(MIC_ICON)};
 const params = new URLSearchParams(location.search);
 const phone = /^\\+[1-9]\\d{6,14}$/.test(params.get("phone") || "") ? params.get("phone") : "${
   TEST_NUMBERS[0]
@@ -173,7 +184,7 @@ function voiceNote(voice, id) {
   duration.textContent = voice.durationMs ? clock(voice.durationMs) : "";
   const badge = document.createElement("span");
   badge.className = "badge";
-  badge.textContent = "🎤";
+  badge.innerHTML = MIC_ICON;
   const audio = new Audio(voice.src);
   audio.preload = "metadata";
   audio.onloadedmetadata = () => {
@@ -290,7 +301,7 @@ const RECORDING_TYPES = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "aud
 let recording;
 if (!navigator.mediaDevices?.getUserMedia || !window.MediaRecorder) {
   mic.disabled = true;
-  mic.title = "This browser cannot record here (it needs https or localhost): send an audio file with 📎";
+  mic.title = "This browser cannot record here (it needs https or localhost): send an audio file with the paper clip";
 }
 mic.onclick = async () => {
   if (recording) return recording.stop();
@@ -298,7 +309,7 @@ mic.onclick = async () => {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (error) {
-    return note("No microphone (" + error.message + "): send an audio file with 📎 instead");
+    return note("No microphone (" + error.message + "): send an audio file with the paper clip instead");
   }
   const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
   const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
@@ -311,7 +322,7 @@ mic.onclick = async () => {
     clearInterval(timer);
     input.placeholder = placeholder;
     mic.classList.remove("recording");
-    mic.textContent = "🎤";
+    mic.innerHTML = MIC_ICON;
     mic.setAttribute("aria-label", "Record a voice note");
     delete document.body.dataset.recording;
     for (const track of stream.getTracks()) track.stop();
