@@ -36,9 +36,16 @@ export interface SpeechOptions {
 
 /** What was understood. */
 export interface Transcript {
-  /** Trimmed, never empty. */
+  /** Trimmed, never empty, at most {@linkcode MAX_TRANSCRIPT_CHARS}. */
   text: string;
 }
+
+/**
+ * The longest transcript kept, as long as the longest `Body` the webhook
+ * keeps: a voice note of an hour would otherwise push its message's record
+ * past KV's 64 KiB value limit.
+ */
+export const MAX_TRANSCRIPT_CHARS = 16_384;
 
 /** How long a transcription may take when the caller gives no signal of its own. */
 export const TRANSCRIBE_TIMEOUT_MS = 60_000;
@@ -115,7 +122,9 @@ export async function transcribe(audio: SpeechAudio, options: SpeechOptions): Pr
     );
   }
   if (!hasSpeech(text)) throw new SpeechError("empty", "no speech in the transcript");
-  return { text: text.trim() };
+  const kept = text.trim().slice(0, MAX_TRANSCRIPT_CHARS);
+  // A cut between the two halves of a surrogate pair would leave half an emoji.
+  return { text: /[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept };
 }
 
 /** `voice.ogg`, `voice.mp3` …: OpenAI tells the format by the file name's extension. */

@@ -3,7 +3,12 @@
  * OpenAI's documented multipart API.
  */
 import assert from "node:assert/strict";
-import { audioFilename, SpeechError, transcribe } from "../../src/speech/mod.ts";
+import {
+  audioFilename,
+  MAX_TRANSCRIPT_CHARS,
+  SpeechError,
+  transcribe,
+} from "../../src/speech/mod.ts";
 import { type FakeStt, startFakeStt } from "../fakes/fake_stt.ts";
 
 const KEY = "sk-test-0123456789";
@@ -151,4 +156,14 @@ Deno.test("transcribe - the file name tells the service the format, as OpenAI re
     transcribe({ ...VOICE, contentType: "audio/amr" }, { url: stt.url, model: "whisper-1" }),
   );
   assert.deepEqual([amr.kind, amr.status], ["http", 400]);
+});
+
+Deno.test("transcribe - a very long transcript is kept to MAX_TRANSCRIPT_CHARS, never half an emoji", async () => {
+  await using stt = await startFakeStt();
+  stt.failNext({ transcript: "a".repeat(MAX_TRANSCRIPT_CHARS - 1) + "🚀 and more" });
+  const { text } = await transcribe(VOICE, { url: stt.url, model: "whisper-1" });
+  assert.equal(text, "a".repeat(MAX_TRANSCRIPT_CHARS - 1));
+  stt.failNext({ transcript: "b".repeat(MAX_TRANSCRIPT_CHARS * 3) });
+  const long = await transcribe(VOICE, { url: stt.url, model: "whisper-1" });
+  assert.equal(long.text.length, MAX_TRANSCRIPT_CHARS);
 });
