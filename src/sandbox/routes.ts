@@ -39,7 +39,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
 /** WhatsApp's own limit on a message. */
 const MAX_TEXT_CHARS = 4096;
 /** Twilio's cap on a WhatsApp medium. */
-export const MAX_VOICE_BYTES = 16 * 1024 * 1024;
+const MAX_VOICE_BYTES = 16 * 1024 * 1024;
 const MEDIUM_ID = /^ME[0-9a-f]{32}$/;
 
 /**
