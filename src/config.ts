@@ -58,6 +58,22 @@ export interface Config {
   /** Where the scheduled `ayd_sessions.csv` export goes; unset = none. */
   sessionsCsvPath: string | undefined;
   sessionsCsvEveryMinutes: number;
+  /** Where voice notes are transcribed; undefined (no `TRANSCRIBE_URL`) = they get the text-only reply. */
+  transcription: TranscriptionConfig | undefined;
+  /** The largest medium fetched from Twilio, in bytes (Twilio's own cap: 16 MB). */
+  maxMediaBytes: number;
+}
+
+/** An OpenAI-compatible transcription service (`TRANSCRIBE_*`). */
+export interface TranscriptionConfig {
+  /** Base URL, without `/v1/audio/transcriptions` and without a trailing slash. */
+  url: string;
+  apiKey: string | undefined;
+  model: string;
+  /** An ISO-639-1 hint, lower case. */
+  language: string | undefined;
+  /** Time allowed for one transcription. */
+  timeoutMs: number;
 }
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
@@ -70,6 +86,15 @@ const e164 = /^\+[1-9]\d{6,14}$/;
 const httpUrl = z.string().refine((value) => {
   try {
     return ["http:", "https:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+});
+
+/** A transcription service's base URL: the client adds `/v1/audio/transcriptions` itself. */
+const transcribeBaseUrl = httpUrl.refine((value) => {
+  try {
+    return !/\/v1(\/audio\/transcriptions)?\/*$/.test(new URL(value).pathname);
   } catch {
     return false;
   }
@@ -260,6 +285,40 @@ const VARIABLES = {
     hint: "none, count ((1), (2) … (3/3); parts still go out while AYD writes) or " +
       "total ((1/3) on every part; the first part waits for the whole answer) (default none)",
   },
+  TRANSCRIBE_URL: {
+    schema: transcribeBaseUrl.optional(),
+    hint: "the base URL of an OpenAI-compatible transcription service, without " +
+      "/v1/audio/transcriptions: https://api.openai.com, https://api.groq.com/openai, or " +
+      "http://127.0.0.1:8080 for a local whisper.cpp or faster-whisper server (unset: voice notes " +
+      "get the text-only reply)",
+  },
+  TRANSCRIBE_API_KEY: {
+    schema: z.string().regex(/^\S+$/).optional(),
+    hint: "the transcription service's API key, sent as a bearer token (unset for a local server)",
+  },
+  TRANSCRIBE_MODEL: {
+    schema: z.string().regex(/^\S+$/),
+    fallback: "whisper-1",
+    hint: "the transcription model, e.g. whisper-1 (OpenAI, the default) or " +
+      "whisper-large-v3-turbo (Groq)",
+  },
+  TRANSCRIBE_LANGUAGE: {
+    schema: z.string().transform((v) => v.toLowerCase()).pipe(z.string().regex(/^[a-z]{2}$/))
+      .optional(),
+    hint: "the language voice notes are spoken in, as an ISO-639-1 code such as en or de " +
+      "(unset: the service detects it)",
+  },
+  TRANSCRIBE_TIMEOUT_MS: {
+    schema: integer(1_000, 600_000),
+    fallback: "60000",
+    hint: "milliseconds allowed for one transcription, 1000–600000 (default 60000)",
+  },
+  MAX_MEDIA_BYTES: {
+    schema: integer(1, 16 * 1024 * 1024),
+    fallback: String(16 * 1024 * 1024),
+    hint: "the largest voice note fetched from Twilio, in bytes, 1–16777216 " +
+      "(Twilio's own cap for WhatsApp media, the default)",
+  },
 } satisfies Record<string, Variable>;
 
 /** The name of a variable `loadConfig` reads. */
@@ -336,6 +395,13 @@ export function loadConfig(
   if (values.PART_MARKERS !== "none" && (values.MAX_SMS_CHARS as number) < 40) {
     problems.push("PART_MARKERS needs MAX_SMS_CHARS of at least 40: raise it or set none.");
   }
+  if (values.TRANSCRIBE_API_KEY && !values.TRANSCRIBE_URL) {
+    problems.push(
+      "TRANSCRIBE_URL is missing: TRANSCRIBE_API_KEY is set, so voice notes are meant to be " +
+        "transcribed; set it to the service's base URL, e.g. https://api.openai.com " +
+        "(or unset TRANSCRIBE_API_KEY).",
+    );
+  }
   if (problems.length > 0) return { ok: false, problems };
 
   return {
@@ -371,6 +437,16 @@ export function loadConfig(
       adminToken: values.ADMIN_TOKEN as string | undefined,
       sessionsCsvPath: values.SESSIONS_CSV_PATH as string | undefined,
       sessionsCsvEveryMinutes: values.SESSIONS_CSV_EVERY_MINUTES as number,
+      transcription: values.TRANSCRIBE_URL
+        ? {
+          url: trimSlash(values.TRANSCRIBE_URL as string)!,
+          apiKey: values.TRANSCRIBE_API_KEY as string | undefined,
+          model: values.TRANSCRIBE_MODEL as string,
+          language: values.TRANSCRIBE_LANGUAGE as string | undefined,
+          timeoutMs: values.TRANSCRIBE_TIMEOUT_MS as number,
+        }
+        : undefined,
+      maxMediaBytes: values.MAX_MEDIA_BYTES as number,
     },
   };
 }

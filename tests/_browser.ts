@@ -35,6 +35,7 @@ export function findChromium(): string {
 
 /**
  * Launches headless Chromium; dispose it (or call `close()`) when done.
+ * `args` adds Chromium flags (e.g. a fake microphone).
  *
  * @example
  * ```ts
@@ -42,7 +43,7 @@ export function findChromium(): string {
  * const page = await browser.newPage();
  * ```
  */
-export async function launchBrowser(): Promise<Browser & AsyncDisposable> {
+export async function launchBrowser(args: string[] = []): Promise<Browser & AsyncDisposable> {
   const browser = await puppeteer.launch({
     executablePath: findChromium(),
     headless: true,
@@ -54,6 +55,7 @@ export async function launchBrowser(): Promise<Browser & AsyncDisposable> {
       "--disable-partial-raster",
       "--disable-threaded-animation",
       "--disable-checker-imaging",
+      ...args,
     ],
   });
   return Object.assign(browser, { [Symbol.asyncDispose]: () => browser.close() });

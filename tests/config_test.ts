@@ -189,3 +189,84 @@ Deno.test("config - placeholder shapes: all x, your-domain, <blanks>; real value
   assert.ok(!kv.ok);
   assert.match(kv.problems[0], /^DENO_KV_URL is still a placeholder/);
 });
+
+Deno.test("config - voice notes are not transcribed without TRANSCRIBE_URL; media are capped at 16 MB", () => {
+  const result = loadConfig({
+    ...VALID,
+    TRANSCRIBE_MODEL: "whisper-large-v3",
+    TRANSCRIBE_LANGUAGE: "de",
+  });
+  assert.ok(result.ok);
+  assert.equal(result.config.transcription, undefined);
+  assert.equal(result.config.maxMediaBytes, 16 * 1024 * 1024);
+});
+
+Deno.test("config - TRANSCRIBE_* become the transcription settings, with defaults", () => {
+  const openAi = loadConfig({
+    ...VALID,
+    TRANSCRIBE_URL: "https://api.openai.com/",
+    TRANSCRIBE_API_KEY: "sk-1",
+  });
+  assert.ok(openAi.ok);
+  assert.deepEqual(openAi.config.transcription, {
+    url: "https://api.openai.com",
+    apiKey: "sk-1",
+    model: "whisper-1",
+    language: undefined,
+    timeoutMs: 60_000,
+  });
+  const groq = loadConfig({
+    ...VALID,
+    TRANSCRIBE_URL: "https://api.groq.com/openai",
+    TRANSCRIBE_API_KEY: "gsk_1",
+    TRANSCRIBE_MODEL: "whisper-large-v3-turbo",
+    TRANSCRIBE_LANGUAGE: "DE",
+    TRANSCRIBE_TIMEOUT_MS: "20000",
+    MAX_MEDIA_BYTES: "5000000",
+  });
+  assert.ok(groq.ok);
+  assert.deepEqual(groq.config.transcription, {
+    url: "https://api.groq.com/openai",
+    apiKey: "gsk_1",
+    model: "whisper-large-v3-turbo",
+    language: "de",
+    timeoutMs: 20_000,
+  });
+  assert.equal(groq.config.maxMediaBytes, 5_000_000);
+  const local = loadConfig({ ...VALID, TRANSCRIBE_URL: "http://127.0.0.1:8080" });
+  assert.ok(local.ok);
+  assert.equal(local.config.transcription?.apiKey, undefined, "a local server needs no key");
+});
+
+Deno.test("config - bad TRANSCRIBE_* values say what is expected", () => {
+  const result = loadConfig({
+    ...VALID,
+    TRANSCRIBE_URL: "https://api.openai.com/v1/audio/transcriptions",
+    TRANSCRIBE_MODEL: "whisper 1",
+    TRANSCRIBE_LANGUAGE: "english",
+    TRANSCRIBE_TIMEOUT_MS: "10",
+    MAX_MEDIA_BYTES: "20000000",
+  });
+  assert.ok(!result.ok);
+  assert.deepEqual(result.problems.map((p) => p.split(" ", 1)[0]), [
+    "TRANSCRIBE_URL",
+    "TRANSCRIBE_MODEL",
+    "TRANSCRIBE_LANGUAGE",
+    "TRANSCRIBE_TIMEOUT_MS",
+    "MAX_MEDIA_BYTES",
+  ]);
+  assert.match(result.problems[0], /without \/v1\/audio\/transcriptions/);
+  assert.match(result.problems[2], /ISO-639-1/);
+  for (const url of ["https://api.groq.com/openai/v1", "ftp://stt.example", "not a url"]) {
+    const bad = loadConfig({ ...VALID, TRANSCRIBE_URL: url });
+    assert.ok(!bad.ok, url);
+    assert.match(bad.problems[0], /^TRANSCRIBE_URL is invalid/);
+  }
+});
+
+Deno.test("config - a TRANSCRIBE_API_KEY without TRANSCRIBE_URL is a mistake, not a silent no", () => {
+  const result = loadConfig({ ...VALID, TRANSCRIBE_API_KEY: "sk-1" });
+  assert.ok(!result.ok);
+  assert.match(result.problems[0], /^TRANSCRIBE_URL is missing: TRANSCRIBE_API_KEY is set/);
+  assert.doesNotMatch(result.problems.join("\n"), /sk-1/, "the key is not repeated");
+});

@@ -23,10 +23,24 @@ export interface InboundMessage {
   /** The text (or media caption); empty when there is none. */
   body: string;
   numMedia: number;
+  /**
+   * The media Twilio announced (`MediaUrlN`, `MediaContentTypeN`), when any:
+   * a WhatsApp message has at most one. The URLs need the account's Basic
+   * auth and must be fetched only from Twilio's API host.
+   */
+  media?: InboundMedium[];
   /** When the webhook accepted it, in Unix milliseconds. */
   receivedAt: number;
   /** Set when the sender may not ask (then `body` is not kept). */
   refusal?: Refusal;
+}
+
+/** One medium of an inbound message, as Twilio announced it. */
+export interface InboundMedium {
+  /** An http(s) URL, on Twilio's API host when it came from Twilio. */
+  url: string;
+  /** Its type as Twilio gave it, e.g. `audio/ogg` for a WhatsApp voice note. */
+  contentType: string;
 }
 
 /** Why a message is not asked: not on the list, or over a limit until `until`. */

@@ -2,10 +2,13 @@
  * A Twilio stand-in for the sandbox: a real HTTP server on 127.0.0.1 that
  * speaks Twilio's Messages API and typing indicator endpoint, shows each
  * message in the sandbox chat instead of sending it, and reports delivery
- * back to the bridge's `/twilio/status` as signed status callbacks.
+ * back to the bridge's `/twilio/status` as signed status callbacks. Voice
+ * notes sent from the page are its inbound media, served as Twilio serves
+ * them (Basic auth, then a redirect to another host).
  *
  * @module
  */
+import { type CaptureMedia, startCaptureMedia, twilioError } from "./capture_media.ts";
 import type { ChatHub } from "./hub.ts";
 import { postSigned, randomSid } from "./signed_post.ts";
 
@@ -13,7 +16,9 @@ import { postSigned, randomSid } from "./signed_post.ts";
 export interface CaptureTwilio {
   /** Base URL for `TWILIO_API_BASE_URL`. */
   url: string;
-  /** Stops pending status callbacks and the server. */
+  /** Inbound media (voice notes), served under `url` as Twilio serves them. */
+  media: CaptureMedia;
+  /** Stops pending status callbacks and the servers. */
   close(): Promise<void>;
 }
 
@@ -43,6 +48,7 @@ export function startCaptureTwilio(options: CaptureTwilioOptions): CaptureTwilio
   let closed = false;
   const auth = `Basic ${btoa(`${options.accountSid}:${options.authToken}`)}`;
   const delay = options.deliveryDelayMs ?? 150;
+  const media = startCaptureMedia(options);
 
   async function createMessage(req: Request, accountSid: string): Promise<Response> {
     if (req.headers.get("authorization") !== auth) return twilioError(401, 20003, "Authenticate");
@@ -130,6 +136,8 @@ export function startCaptureTwilio(options: CaptureTwilioOptions): CaptureTwilio
   }
 
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const medium = media.serve(req);
+    if (medium) return medium;
     const path = new URL(req.url).pathname;
     const messages = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/);
     if (req.method === "POST" && messages) return createMessage(req, messages[1]);
@@ -139,21 +147,12 @@ export function startCaptureTwilio(options: CaptureTwilioOptions): CaptureTwilio
 
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
+    media,
     async close() {
       closed = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      await server.shutdown();
+      await Promise.all([server.shutdown(), media.close()]);
     },
   };
-}
-
-/** Twilio's JSON error shape, which the `twilio` package reads. */
-function twilioError(status: number, code: number, message: string): Response {
-  return Response.json({
-    code,
-    message,
-    more_info: `https://www.twilio.com/docs/errors/${code}`,
-    status,
-  }, { status });
 }

@@ -8,14 +8,26 @@
 
 /** Something the chat page shows for one test number. */
 export type ChatEvent =
-  /** A message the tester sent; `status` is how far it got ("sent", "read", "failed"). */
-  | { kind: "inbound"; id: string; text: string; at: number; status: string }
+  /**
+   * A message the tester sent; `status` is how far it got ("sent", "read", "failed").
+   * A voice note has empty `text` and says where the page can play it.
+   */
+  | { kind: "inbound"; id: string; text: string; at: number; status: string; voice?: VoiceNote }
   /** A reply the bridge sent through the Twilio stand-in. */
   | { kind: "reply"; id: string; body: string; mediaUrls: string[]; at: number; status: string }
   /** The bridge asked Twilio to show "typing…" under inbound message `id`. */
   | { kind: "typing"; id: string; at: number }
   /** A message's status changed (`id` is an inbound or a reply SID). */
   | { kind: "status"; id: string; status: string; at: number };
+
+/** A voice note as the chat page shows it. */
+export interface VoiceNote {
+  /** Where the page plays it: `/sandbox/media/ME…`. */
+  src: string;
+  contentType: string;
+  /** As the recorder measured it; absent for a picked file. */
+  durationMs?: number;
+}
 
 /** A chat event with its place in the number's history (the SSE id). */
 export type Numbered = ChatEvent & { seq: number };

@@ -1,8 +1,10 @@
 /**
  * The sandbox: the real bridge (same routes, jobs, KV and formatting) with a
- * demo AYD (or the configured real one) and a Twilio stand-in that shows
- * replies in the `/sandbox` chat page instead of sending them. Throwaway
- * Twilio credentials are made up for each run.
+ * demo AYD (or the configured real one), a demo transcriber for voice notes
+ * (or the configured real one) and a Twilio stand-in that shows replies in
+ * the `/sandbox` chat page instead of sending them and serves the page's
+ * voice notes as Twilio serves media. Throwaway Twilio credentials are made
+ * up for each run.
  *
  * @module
  */
@@ -10,8 +12,9 @@ import { type Bridge, startBridge } from "../bridge.ts";
 import { type Config, loadConfig } from "../config.ts";
 import { openKv } from "../storage/mod.ts";
 import { createLogger, type Logger, type LogLevel } from "../log.ts";
-import { startCaptureTwilio } from "./capture_twilio.ts";
+import { type CaptureTwilio, startCaptureTwilio } from "./capture_twilio.ts";
 import { type DemoAyd, startDemoAyd } from "./demo_ayd.ts";
+import { type DemoTranscriber, startDemoTranscriber } from "./demo_transcriber.ts";
 import { type ChatHub, createChatHub } from "./hub.ts";
 import { createSandboxRoutes } from "./routes.ts";
 import { randomSid } from "./signed_post.ts";
@@ -28,6 +31,13 @@ export interface SandboxOptions {
    * instead of the demo.
    */
   realAydEnv?: Record<string, string | undefined>;
+  /**
+   * Transcribe voice notes with the real service configured in this
+   * environment (`TRANSCRIBE_URL`, optional `TRANSCRIBE_API_KEY`,
+   * `TRANSCRIBE_MODEL`, `TRANSCRIBE_LANGUAGE`, `TRANSCRIBE_TIMEOUT_MS`)
+   * instead of the demo.
+   */
+  realTranscriberEnv?: Record<string, string | undefined>;
   /** Default `:memory:`: each run starts with empty sessions and queues. */
   kvPath?: string;
   /**
@@ -55,12 +65,17 @@ export interface Sandbox extends AsyncDisposable {
   hub: ChatHub;
   /** Absent with a real AYD. */
   demoAyd?: DemoAyd;
+  /** Absent with a real transcriber. */
+  demoTranscriber?: DemoTranscriber;
+  /** The Twilio stand-in (`config.twilioApiBaseUrl`), with the voice notes it keeps. */
+  twilio: CaptureTwilio;
   close(): Promise<void>;
 }
 
 /**
  * The sandbox could not start because the environment lacks something
- * (only with `realAydEnv`); `problems` are `loadConfig`'s lines.
+ * (only with `realAydEnv` or `realTranscriberEnv`); `problems` are
+ * `loadConfig`'s lines.
  *
  * @example
  * ```ts
@@ -85,6 +100,13 @@ const AYD_VARIABLES = [
   "AYD_BASE_URL",
   "AYD_TIMEOUT_MS",
 ];
+const TRANSCRIBE_VARIABLES = [
+  "TRANSCRIBE_URL",
+  "TRANSCRIBE_API_KEY",
+  "TRANSCRIBE_MODEL",
+  "TRANSCRIBE_LANGUAGE",
+  "TRANSCRIBE_TIMEOUT_MS",
+];
 
 /**
  * Starts the stand-ins and the bridge, which serves `/sandbox` too.
@@ -104,6 +126,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const accountSid = "AC" + randomSid("").slice(0, 32);
   const authToken = randomSid("");
   const demoKey = randomSid("ayd-demo-");
+  const sttKey = randomSid("stt-demo-");
+  const realStt = options.realTranscriberEnv;
   const env: Record<string, string | undefined> = {
     TWILIO_ACCOUNT_SID: accountSid,
     TWILIO_AUTH_TOKEN: authToken,
@@ -119,9 +143,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     ...(options.realAydEnv
       ? Object.fromEntries(AYD_VARIABLES.map((name) => [name, options.realAydEnv![name]]))
       : {}),
+    ...(realStt
+      ? Object.fromEntries(TRANSCRIBE_VARIABLES.map((name) => [name, realStt[name]]))
+      : {}),
   };
   const loaded = loadConfig({ ...env, TWILIO_API_BASE_URL: "http://127.0.0.1" });
   if (!loaded.ok) throw new SandboxConfigError(loaded.problems);
+  if (realStt && !loaded.config.transcription) {
+    throw new SandboxConfigError([
+      "TRANSCRIBE_URL is missing: set it to the base URL of an OpenAI-compatible transcription " +
+      "service, e.g. https://api.openai.com (with TRANSCRIBE_API_KEY).",
+    ]);
+  }
 
   const twilio = startCaptureTwilio({
     accountSid,
@@ -135,12 +168,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     publicUrl: () => publicUrl,
     paceMs: options.demoPaceMs,
   });
+  const demoTranscriber = realStt ? undefined : startDemoTranscriber({ apiKey: sttKey });
   const config: Config = {
     ...loaded.config,
     twilioApiBaseUrl: twilio.url,
     aydBaseUrl: demoAyd?.url ?? loaded.config.aydBaseUrl,
+    transcription: demoTranscriber
+      ? {
+        url: demoTranscriber.url,
+        apiKey: sttKey,
+        model: "whisper-1",
+        language: undefined,
+        timeoutMs: 10_000,
+      }
+      : loaded.config.transcription,
   };
-  const stopStandIns = () => Promise.all([twilio.close(), demoAyd?.close()]);
+  const stopStandIns = () =>
+    Promise.all([twilio.close(), demoAyd?.close(), demoTranscriber?.close()]);
   let bridge: Bridge | undefined;
   const routes = createSandboxRoutes({
     hub,
@@ -150,6 +194,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     webhookUrl: config.twilioWebhookUrl,
     bridgeUrl: () => bridge?.url.replace("://0.0.0.0:", "://127.0.0.1:") ?? publicUrl,
     demo: demoAyd !== undefined,
+    media: twilio.media,
+    twilioUrl: twilio.url,
   });
   let kv: Deno.Kv | undefined;
   try {
@@ -174,6 +220,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     kv: kv!,
     hub,
     demoAyd,
+    demoTranscriber,
+    twilio,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -271,7 +271,7 @@ function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): Middlew
 }
 
 /**
- * Admits and submits a message; a refused one keeps no text. Losing a race
+ * Admits and submits a message; a refused one keeps no text and no media. Losing a race
  * on the number's state (another webhook for the same number committed
  * first) means reading it and deciding again: each lost race is another's
  * win, so this ends.
@@ -285,7 +285,9 @@ async function submit(deps: AppDeps, message: InboundMessage) {
       message.receivedAt,
       deps.policy,
     );
-    const accepted = refusal ? { ...message, body: "", refusal } : message;
+    // A refused message keeps neither its text nor where its media are.
+    const { media: _media, ...withoutMedia } = message;
+    const accepted = refusal ? { ...withoutMedia, body: "", refusal } : message;
     const outcome = await deps.jobs.submit(accepted, {
       number,
       rate: counts,

@@ -5,7 +5,7 @@
  * @module
  */
 import { validateRequest } from "twilio/lib/webhooks/webhooks.js";
-import type { InboundMessage } from "../jobs/mod.ts";
+import type { InboundMedium, InboundMessage } from "../jobs/mod.ts";
 
 /** The answer Twilio expects from a messaging webhook that replies later. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -98,6 +98,8 @@ const WHATSAPP_FROM = /^whatsapp:(\+[1-9]\d{6,14})$/;
 /**
  * Turns verified form parameters into an inbound message, or says why not.
  * A sender that is not a WhatsApp number is acknowledged but not answered.
+ * The media Twilio announced are kept (`media`, absent when none), so a
+ * voice note can be fetched and transcribed by its job.
  *
  * @example
  * ```ts
@@ -123,13 +125,57 @@ export function toInboundMessage(
   }
   const phone = WHATSAPP_FROM.exec(field("From"))?.[1];
   if (!phone) return { status: 200, reason: "not_whatsapp" };
+  const numMedia = Number.parseInt(field("NumMedia"), 10) || 0;
+  const media = mediaOf(params, numMedia);
   return {
     messageSid: field("MessageSid"),
     phone,
     // WhatsApp caps a message at 4,096 characters; a longer Body did not come
     // from it, and keeping it whole could push the job's record past KV's limit.
     body: field("Body").slice(0, MAX_BODY_CHARS),
-    numMedia: Number.parseInt(field("NumMedia"), 10) || 0,
+    numMedia,
+    ...(media.length > 0 ? { media } : {}),
     receivedAt: context.now,
   };
+}
+
+/**
+ * The most media kept from one message. WhatsApp sends one per message and
+ * Twilio's MMS at most 10; the cap keeps a forged form from growing the record.
+ */
+export const MAX_MEDIA = 10;
+const MAX_MEDIA_URL_CHARS = 2_048;
+/** `type/subtype`, optionally with parameters (RFC 9110 media type). */
+const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;.*)?$/;
+
+/**
+ * `MediaUrlN` and `MediaContentTypeN` for N below `NumMedia` (at most
+ * {@linkcode MAX_MEDIA}). A medium whose URL is not http(s) is dropped; one
+ * without a readable type is kept as `application/octet-stream`.
+ */
+function mediaOf(params: FormParams, numMedia: number): InboundMedium[] {
+  const media: InboundMedium[] = [];
+  for (let n = 0; n < Math.min(numMedia, MAX_MEDIA); n++) {
+    const url = params[`MediaUrl${n}`];
+    const type = params[`MediaContentType${n}`];
+    if (typeof url !== "string" || !isHttpUrl(url)) continue;
+    const contentType = typeof type === "string" ? type.trim().toLowerCase() : "";
+    media.push({
+      url,
+      contentType: MEDIA_TYPE.test(contentType) && contentType.length <= 255
+        ? contentType
+        : "application/octet-stream",
+    });
+  }
+  return media;
+}
+
+function isHttpUrl(value: string): boolean {
+  if (value.length > MAX_MEDIA_URL_CHARS) return false;
+  try {
+    const { protocol } = new URL(value);
+    return protocol === "https:" || protocol === "http:";
+  } catch {
+    return false;
+  }
 }

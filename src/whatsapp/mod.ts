@@ -8,6 +8,8 @@
  */
 export * from "./twilio_client.ts";
 export * from "./twilio_account.ts";
+export * from "./media.ts";
+export * from "./voice_echo.ts";
 export type { PartMarkers, PartStream, PartStreamOptions } from "./format.ts";
 
 let formatting: Promise<typeof import("./format.ts")> | undefined;

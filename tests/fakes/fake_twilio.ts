@@ -6,10 +6,16 @@
  * received. For `deno task doctor` it also serves the Account resource
  * (`GET /2010-04-01/Accounts/{AccountSid}.json`), the account's phone numbers
  * (`GET …/IncomingPhoneNumbers.json?PhoneNumber=`) and its WhatsApp senders
- * (`GET /v2/Channels/Senders?Channel=whatsapp`, the Senders API).
+ * (`GET /v2/Channels/Senders?Channel=whatsapp`, the Senders API). Inbound media live at
+ * `GET …/Messages/{MM…}/Media/{ME…}`: Basic auth, then a redirect to a second server standing
+ * for Twilio's media host, which fails the test (at `close`) if Twilio's credentials ever
+ * reach it.
  *
  * @module
  */
+import { type MediaCdn, type MediaCdnBehaviour, startMediaCdn } from "./_media_cdn.ts";
+
+export type { MediaCdn, MediaCdnBehaviour };
 
 /** A message the fake accepted (answered 201). */
 export interface SentMessage {
@@ -71,6 +77,8 @@ export interface FakeTwilioOptions {
   authToken: string;
   /** Twilio's clock, which stamps `date_created`; the real clock by default. */
   now?: () => Date;
+  /** How a media URL redirects to the media host (default 307, as Twilio does). */
+  mediaRedirectStatus?: 301 | 302 | 303 | 307 | 308;
 }
 
 /** A running fake Twilio server. */
@@ -112,7 +120,20 @@ export interface FakeTwilio extends AsyncDisposable {
   holdLookup(n: number): void;
   /** Resolves with the messages to `to` once at least `count` were accepted. */
   waitForMessages(to: string, count: number, timeoutMs?: number): Promise<SentMessage[]>;
-  /** Rejects pending waits, clears timers and shuts the server down. */
+  /**
+   * Keeps a medium as Twilio keeps an inbound one and gives its URL, for `MediaUrl0`:
+   * `{url}/2010-04-01/Accounts/{sid}/Messages/MM…/Media/ME…`.
+   */
+  addMedia(bytes: Uint8Array, contentType: string): string;
+  /** Requests for a medium on the API host, authenticated or not. */
+  readonly mediaRequests: number;
+  /** The host media URLs redirect to; `mediaHost.behave(…)` makes it slow, failing or chunked. */
+  mediaHost: MediaCdn;
+  /**
+   * Rejects pending waits, clears timers and shuts both servers down; then rejects if any
+   * request brought an `Authorization` header to the media host (clear
+   * `mediaHost.violations` in a test that provokes one on purpose).
+   */
   close(): Promise<void>;
 }
 
@@ -290,6 +311,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   let typingFailure = 0;
   let randomFault: (() => TwilioFailure | undefined) | null = null;
   const expectedAuth = `Basic ${btoa(`${opts.accountSid}:${opts.authToken}`)}`;
+  const mediaHost = startMediaCdn();
+  const media = new Map<string, string>();
+  let mediaRequests = 0;
 
   function authenticated(req: Request): boolean {
     return req.headers.get("authorization") === expectedAuth;
@@ -492,8 +516,20 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     });
   }
 
+  /** Twilio's answer to a media URL: the short-lived URL of its media host. */
+  function getMedia(req: Request, sid: string, path: string): Response {
+    mediaRequests++;
+    if (!authenticated(req)) return unauthorized();
+    const location = sid === opts.accountSid ? media.get(path) : undefined;
+    if (!location) return notFound(path);
+    const status = opts.mediaRedirectStatus ?? 307;
+    return new Response(null, { status, headers: { location } });
+  }
+
   function route(req: Request): Response | Promise<Response> {
     const path = new URL(req.url).pathname;
+    const medium = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/[^/]+\/Media\/[^/]+$/);
+    if (req.method === "GET" && medium) return getMedia(req, decodeURIComponent(medium[1]), path);
     const accountPath = path.match(/^\/2010-04-01\/Accounts\/([^/]+)\.json$/);
     if (req.method === "GET" && accountPath) {
       return fetchAccount(req, decodeURIComponent(accountPath[1]), path);
@@ -522,10 +558,22 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     },
   }, route);
 
+  const url = `http://127.0.0.1:${server.addr.port}`;
   return Promise.resolve({
-    url: `http://127.0.0.1:${server.addr.port}`,
+    url,
     messages,
     typing,
+    mediaHost,
+    get mediaRequests() {
+      return mediaRequests;
+    },
+    addMedia(bytes, contentType) {
+      const path = `/2010-04-01/Accounts/${opts.accountSid}/Messages/MM${randomHex(16)}/Media/ME${
+        randomHex(16)
+      }`;
+      media.set(path, mediaHost.store(bytes, contentType));
+      return url + path;
+    },
     account,
     incomingNumbers,
     whatsappSenders,
@@ -588,7 +636,14 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
         w.reject(new Error(`fake Twilio closed while waiting for messages to ${w.to}`));
       }
       waiters.clear();
-      await server.shutdown();
+      await Promise.all([server.shutdown(), mediaHost.close()]);
+      if (mediaHost.violations.length > 0) {
+        throw new Error(
+          `fake Twilio: credentials reached the media host:\n  ${
+            mediaHost.violations.join("\n  ")
+          }`,
+        );
+      }
     },
     [Symbol.asyncDispose]() {
       return this.close();

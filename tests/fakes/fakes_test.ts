@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { type FakeAyd, startFakeAyd } from "./fake_ayd.ts";
 import { type FakeTwilio, type FakeTwilioOptions, startFakeTwilio } from "./fake_twilio.ts";
+import { startFakeStt } from "./fake_stt.ts";
 
 const API_KEY = "ayd_key_test";
 const CHAT_ID = "bot-123";
@@ -682,3 +683,220 @@ Deno.test("fake Twilio - answerLate creates the message but holds its 201", () =
     assert.equal(slow.status, 201);
     assert.equal((await slow.json()).sid, twilio.messages[1].sid);
   }));
+
+// ---------------------------------------------------------------- fake Twilio media
+
+const VOICE = new Uint8Array([0x4f, 0x67, 0x67, 0x53, 0, 2, 0, 0]); // "OggS…"
+
+Deno.test("fake Twilio media - Basic auth on the API host, then a redirect to the media host", () =>
+  withTwilio(async (twilio) => {
+    const url = twilio.addMedia(VOICE, "audio/ogg");
+    assert.match(
+      url,
+      new RegExp(`^${twilio.url}/2010-04-01/Accounts/${SID}/Messages/MM[0-9a-f]{32}/Media/ME`),
+    );
+    const anonymous = await fetch(url, { redirect: "manual" });
+    assert.equal(anonymous.status, 401);
+    assert.equal((await anonymous.json()).code, 20003);
+
+    const redirect = await fetch(url, { headers: { authorization: basic() }, redirect: "manual" });
+    assert.equal(redirect.status, 307);
+    await redirect.body?.cancel();
+    const location = new URL(redirect.headers.get("location")!);
+    assert.equal(location.origin, twilio.mediaHost.url, "another host than the API's");
+    assert.ok(location.searchParams.has("Signature"), "a short-lived, signed URL");
+
+    const media = await fetch(location);
+    assert.equal(media.headers.get("content-type"), "audio/ogg");
+    assert.equal(media.headers.get("content-length"), String(VOICE.length));
+    assert.deepEqual(new Uint8Array(await media.arrayBuffer()), VOICE);
+    assert.equal(twilio.mediaRequests, 2);
+    assert.equal(twilio.mediaHost.requests, 1);
+    assert.deepEqual(twilio.mediaHost.violations, []);
+  }));
+
+Deno.test("fake Twilio media - credentials that reach the media host are refused and fail close()", async () => {
+  const twilio = await startFakeTwilio({ accountSid: SID, authToken: AUTH_TOKEN });
+  const url = twilio.addMedia(VOICE, "audio/ogg");
+  const redirect = await fetch(url, { headers: { authorization: basic() }, redirect: "manual" });
+  await redirect.body?.cancel();
+  // A client that sends the credentials along the redirect.
+  const followed = await fetch(redirect.headers.get("location")!, {
+    headers: { authorization: basic() },
+  });
+  assert.equal(followed.status, 400);
+  await followed.body?.cancel();
+  assert.equal(twilio.mediaHost.violations.length, 1);
+  await assert.rejects(twilio.close(), /credentials reached the media host/);
+});
+
+Deno.test("fake Twilio media - unknown media and other accounts answer 404; 302 when asked", () =>
+  withTwilio(async (twilio) => {
+    const url = twilio.addMedia(VOICE, "audio/ogg");
+    const auth = { authorization: basic() };
+    const unknown = await fetch(url.replace(/ME\w+$/, "ME" + "0".repeat(32)), { headers: auth });
+    assert.equal(unknown.status, 404);
+    assert.equal((await unknown.json()).code, 20404);
+    const other = await fetch(url.replace(SID, "AC" + "1".repeat(32)), { headers: auth });
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+    const found = await fetch(url, { headers: auth, redirect: "manual" });
+    assert.equal(found.status, 302);
+    await found.body?.cancel();
+  }, { mediaRedirectStatus: 302 }));
+
+Deno.test("fake Twilio media - the media host can fail, redirect again, stream without a length or stall", () =>
+  withTwilio(async (twilio) => {
+    const redirect = await fetch(twilio.addMedia(VOICE, "audio/ogg"), {
+      headers: { authorization: basic() },
+      redirect: "manual",
+    });
+    await redirect.body?.cancel();
+    const location = redirect.headers.get("location")!;
+
+    twilio.mediaHost.behave({ status: 503 });
+    const failed = await fetch(location);
+    assert.equal(failed.status, 503);
+    assert.match(await failed.text(), /<Error><Code>/);
+
+    twilio.mediaHost.behave({ hops: 2 });
+    const hop = await fetch(location, { redirect: "manual" });
+    assert.equal(hop.status, 302);
+    await hop.body?.cancel();
+    const followed = await fetch(location);
+    assert.deepEqual(new Uint8Array(await followed.arrayBuffer()), VOICE);
+
+    twilio.mediaHost.behave({ chunked: true });
+    const chunked = await fetch(location);
+    assert.equal(chunked.headers.get("content-length"), null);
+    assert.deepEqual(new Uint8Array(await chunked.arrayBuffer()), VOICE);
+
+    twilio.mediaHost.behave({ stallAfterBytes: 4 });
+    const stalled = await fetch(location, { signal: AbortSignal.timeout(200) });
+    await assert.rejects(stalled.arrayBuffer());
+
+    twilio.mediaHost.behave({});
+    const expired = await fetch(location.replace(/\?.*$/, ""));
+    assert.equal(expired.status, 403, "the URL is nothing without its signature");
+    await expired.body?.cancel();
+  }));
+
+// ---------------------------------------------------------------- fake speech to text
+
+function sttForm(fields: Record<string, string | [Uint8Array, string, string]>): FormData {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value === "string") form.append(name, value);
+    else form.append(name, new Blob([value[0].slice()], { type: value[2] }), value[1]);
+  }
+  return form;
+}
+
+function postStt(url: string, form: FormData | string, bearer?: string): Promise<Response> {
+  return fetch(`${url}/v1/audio/transcriptions`, {
+    method: "POST",
+    headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
+    body: form,
+  });
+}
+
+Deno.test("fake STT - the documented multipart request is answered {text} and recorded", async () => {
+  await using stt = await startFakeStt({ apiKey: "sk-fake", transcript: "late orders?" });
+  const form = sttForm({
+    file: [VOICE, "voice.ogg", "audio/ogg"],
+    model: "whisper-1",
+    language: "en",
+    response_format: "json",
+  });
+  const response = await postStt(stt.url, form, "sk-fake");
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { text: "late orders?" });
+  assert.deepEqual(stt.requests, [{
+    model: "whisper-1",
+    language: "en",
+    responseFormat: "json",
+    filename: "voice.ogg",
+    contentType: "audio/ogg",
+    bytes: VOICE,
+    authorization: "Bearer sk-fake",
+    fields: ["file", "model", "language", "response_format"],
+  }]);
+
+  const text = await postStt(
+    stt.url,
+    sttForm({ file: [VOICE, "a.mp3", "audio/mpeg"], model: "m", response_format: "text" }),
+    "sk-fake",
+  );
+  assert.equal(await text.text(), "late orders?\n");
+  const verbose = await postStt(
+    stt.url,
+    sttForm({ file: [VOICE, "a.wav", "audio/wav"], model: "m", response_format: "verbose_json" }),
+    "sk-fake",
+  );
+  assert.equal((await verbose.json()).text, "late orders?");
+});
+
+Deno.test("fake STT - a wrong key, a missing file or model and an unknown format get OpenAI's errors", async () => {
+  await using stt = await startFakeStt({ apiKey: "sk-fake" });
+  const ogg = (): [Uint8Array, string, string] => [VOICE, "voice.ogg", "audio/ogg"];
+  const cases: [FormData | string, string | undefined, number, string | null, RegExp][] = [
+    [
+      sttForm({ file: ogg(), model: "whisper-1" }),
+      "sk-wrong",
+      401,
+      "invalid_api_key",
+      /Incorrect API key provided: sk\*\*\*ng/,
+    ],
+    [sttForm({ file: ogg(), model: "whisper-1" }), undefined, 401, "invalid_api_key", /Incorrect/],
+    [sttForm({ model: "whisper-1" }), "sk-fake", 400, null, /'file'/],
+    [sttForm({ file: ogg() }), "sk-fake", 400, null, /model/],
+    [
+      sttForm({ file: [VOICE, "voice.amr", "audio/amr"], model: "whisper-1" }),
+      "sk-fake",
+      400,
+      null,
+      /Invalid file format/,
+    ],
+    ["file=x&model=whisper-1", "sk-fake", 400, null, /multipart/],
+  ];
+  for (const [form, bearer, status, code, message] of cases) {
+    const response = await postStt(stt.url, form, bearer);
+    assert.equal(response.status, status);
+    const { error } = await response.json();
+    assert.equal(error.code, code);
+    assert.equal(error.type, "invalid_request_error");
+    assert.match(error.message, message);
+  }
+  assert.equal(stt.requests.length, 0, "only well-formed requests are recorded");
+  assert.equal(stt.attempts, cases.length);
+});
+
+Deno.test("fake STT - scripted faults are taken in order: status, transcript, whisper.cpp, raw, hang", async () => {
+  await using stt = await startFakeStt();
+  stt.failNext(
+    { status: 503 },
+    { status: 429, code: "rate_limit_exceeded" },
+    { transcript: "" },
+    { whisperCppError: "failed to read WAV file" },
+    { raw: "not json" },
+    { hang: true },
+  );
+  const send = () => postStt(stt.url, sttForm({ file: [VOICE, "v.ogg", "audio/ogg"], model: "m" }));
+  const unavailable = await send();
+  assert.equal(unavailable.status, 503);
+  assert.equal((await unavailable.json()).error.type, "server_error");
+  const limited = await send();
+  assert.equal(limited.status, 429);
+  assert.equal((await limited.json()).error.code, "rate_limit_exceeded");
+  assert.deepEqual(await (await send()).json(), { text: "" });
+  assert.deepEqual(await (await send()).json(), { error: "failed to read WAV file" });
+  assert.equal(await (await send()).text(), "not json");
+  const hung = fetch(`${stt.url}/v1/audio/transcriptions`, {
+    method: "POST",
+    body: sttForm({ file: [VOICE, "v.ogg", "audio/ogg"], model: "m" }),
+    signal: AbortSignal.timeout(100),
+  });
+  await assert.rejects(hung, (e: Error) => e.name === "TimeoutError", "never answered");
+  assert.deepEqual(await (await send()).json(), { text: stt.transcript }, "faults used up");
+  assert.equal(stt.requests.length, 7);
+});

@@ -5,15 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { startSandbox } from "../../src/sandbox/sandbox.ts";
+import { messageKey, type MessageRecord } from "../../src/jobs/mod.ts";
+import { DEMO_TRANSCRIPT } from "../../src/sandbox/demo_transcriber.ts";
+import { type Sandbox, startSandbox } from "../../src/sandbox/sandbox.ts";
+import { transcribe } from "../../src/speech/mod.ts";
+import { fetchTwilioMedia } from "../../src/whatsapp/mod.ts";
 import { launchBrowser, type Page, textsOf } from "../_browser.ts";
 
 const SCREENSHOT = fileURLToPath(new URL("../../docs/sandbox.png", import.meta.url));
 
-/** A sandbox and a browser for one test; both closed at the end. */
-async function setUp() {
+/** A sandbox and a browser (with Chromium flags `args`) for one test; both closed at the end. */
+async function setUp(args: string[] = []) {
   const sandbox = await startSandbox({ port: 0, demoPaceMs: 2, deliveryDelayMs: 20 });
-  const browser = await launchBrowser().catch(async (error) => {
+  const browser = await launchBrowser(args).catch(async (error) => {
     await sandbox.close();
     throw error;
   });
@@ -214,4 +218,141 @@ Deno.test("Sandbox page - a chart that loads after its bubble arrived is scrolle
     return img.height > 0 && img.top >= chat.top && img.bottom <= chat.bottom + 1;
   }, { polling: 50, timeout: 5_000 }).then(() => true, () => false);
   assert.ok(visible, "the whole chart is in view once it has loaded");
+});
+
+// ---------------------------------------------------------------- voice notes
+
+/** One second of 8 kHz 8-bit mono silence: a WAV file any browser plays. */
+function silentWav(): Uint8Array<ArrayBuffer> {
+  const samples = 8_000;
+  const bytes = new Uint8Array(44 + samples).fill(128, 44);
+  const view = new DataView(bytes.buffer);
+  const ascii = (at: number, text: string) =>
+    [...text].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+  ascii(0, "RIFF");
+  view.setUint32(4, 36 + samples, true);
+  ascii(8, "WAVEfmt ");
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true); // PCM
+  view.setUint16(22, 1, true); // mono
+  view.setUint32(24, 8_000, true);
+  view.setUint32(28, 8_000, true);
+  view.setUint16(32, 1, true);
+  view.setUint16(34, 8, true);
+  ascii(36, "data");
+  view.setUint32(40, samples, true);
+  return bytes;
+}
+
+/** The message the page's voice note became, once the bridge's webhook took it. */
+async function voicePosted(page: Page, sandbox: Sandbox): Promise<MessageRecord> {
+  // The bubble shows "delivered" (or, once typing began, "read") after the webhook's 200.
+  const handle = await page.waitForFunction(
+    () => {
+      const bubble = document.querySelector<HTMLElement>(".msg.mine:has(.voice)");
+      return /^(delivered|read)/.test(bubble?.dataset.status ?? "") && bubble!.dataset.id;
+    },
+    { polling: 50 },
+  );
+  const messageSid = await handle.jsonValue() as string;
+  return (await sandbox.kv.get<MessageRecord>(messageKey(messageSid))).value!;
+}
+
+/** The media the bridge would fetch: Basic auth at the stand-in, the redirect without it. */
+function fetchAsBridge(sandbox: Sandbox, url: string) {
+  return fetchTwilioMedia(url, {
+    accountSid: sandbox.config.twilioAccountSid,
+    authToken: sandbox.config.twilioAuthToken,
+    apiBaseUrl: sandbox.config.twilioApiBaseUrl,
+  });
+}
+
+Deno.test("Sandbox page - an audio file picked with 📎 is sent as a voice note and shown as a voice bubble", async () => {
+  await using t = await setUp();
+  const page = await t.open("+15550100051");
+  const wav = silentWav();
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/question.wav`, wav);
+    const input = await page.$("input#audio-file");
+    await input!.uploadFile(`${dir}/question.wav`);
+    const record = await voicePosted(page, t.sandbox);
+
+    assert.equal(record.numMedia, 1);
+    assert.equal(record.body, "");
+    assert.equal(record.media?.[0].contentType, "audio/wav");
+    const medium = await fetchAsBridge(t.sandbox, record.media![0].url);
+    assert.deepEqual(medium.bytes, wav, "the stand-in serves exactly what the page sent");
+    const { text } = await transcribe(medium, t.sandbox.config.transcription!);
+    assert.equal(text, DEMO_TRANSCRIPT, "and the demo transcriber hears the demo question");
+
+    await page.waitForSelector(".msg.mine .voice .play");
+    // The duration comes from the file itself once the browser read its metadata.
+    await page.waitForFunction(
+      () => document.querySelector(".msg.mine .voice .duration")?.textContent === "0:01",
+      { polling: 50 },
+    );
+    assert.equal(await page.$$eval(".msg.mine .voice .wave i", (bars) => bars.length), 28);
+    // Some reply comes: until the handler transcribes, today's "text only" one.
+    await page.waitForSelector(".msg.theirs:not(.typing)", { timeout: 20_000 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Sandbox page - a voice note recorded with the microphone is sent with its duration", async () => {
+  // Chromium's fake microphone (a beep), allowed without a prompt.
+  await using t = await setUp([
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+  ]);
+  const page = await t.open("+15550100052");
+  assert.equal(await page.$eval("#mic", (b) => (b as HTMLButtonElement).disabled), false);
+  await page.click("#mic");
+  await page.waitForSelector("body[data-recording=true]");
+  // Wait until the recorder has something to send, however long that takes.
+  await page.waitForFunction(
+    () =>
+      /Recording… 0:0[1-9]/.test((document.getElementById("text") as HTMLInputElement).placeholder),
+    { polling: 50 },
+  );
+  await page.click("#mic");
+  const record = await voicePosted(page, t.sandbox);
+
+  const type = record.media![0].contentType;
+  assert.match(type, /^audio\/(webm|ogg|mp4)$/, "what this browser's MediaRecorder makes");
+  const medium = await fetchAsBridge(t.sandbox, record.media![0].url);
+  assert.ok(medium.bytes.length > 100, `a real recording, ${medium.bytes.length} bytes`);
+  assert.equal(medium.contentType, type);
+  await page.waitForFunction(
+    () =>
+      /^0:0[1-9]$/.test(document.querySelector(".msg.mine .voice .duration")?.textContent ?? ""),
+    { polling: 50 },
+  );
+  assert.equal(await page.$("body[data-recording]"), null, "the recorder stopped");
+});
+
+Deno.test({
+  name: "Sandbox page - a voice note is answered with what was understood, then the answer",
+  // Needs the handler wiring (conversation/handler.ts transcribing voice notes):
+  // until then the bridge answers a voice note with the "text only" reply.
+  ignore: true,
+  async fn() {
+    await using t = await setUp();
+    const page = await t.open("+15550100053");
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(`${dir}/question.wav`, silentWav());
+      await (await page.$("input#audio-file"))!.uploadFile(`${dir}/question.wav`);
+      const heard = await reply(page, DEMO_TRANSCRIPT);
+      assert.match(heard, /🎤/);
+      assert.match(heard, new RegExp(`<em>${DEMO_TRANSCRIPT.replace("?", "\\?")}</em>`));
+      await reply(page, "Late orders last week");
+      const texts = await textsOf(page, ".msg.theirs:not(.typing) .text");
+      assert.ok(texts[0].includes(DEMO_TRANSCRIPT), "the transcript comes first");
+      assert.match(texts[1], /Late orders last week/, "then the answer to it");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -12,6 +12,11 @@ import { phoneFromQuery } from "../../src/sandbox/page.ts";
 import { taskCommand } from "../_process.ts";
 import { API_KEY, CHAT_ID, postForm, startTestBridge, waitFor } from "../_helpers.ts";
 import { startFakeAyd } from "../fakes/fake_ayd.ts";
+import { startFakeStt } from "../fakes/fake_stt.ts";
+import { messageKey, type MessageRecord } from "../../src/jobs/mod.ts";
+import { DEMO_TRANSCRIPT } from "../../src/sandbox/demo_transcriber.ts";
+import { transcribe } from "../../src/speech/mod.ts";
+import { fetchTwilioMedia } from "../../src/whatsapp/mod.ts";
 
 const TASK = fileURLToPath(new URL("../../tasks/sandbox.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -65,10 +70,20 @@ const replies = (events: Numbered[]) => events.filter((e) => e.kind === "reply")
 Deno.test("Normal start - no sandbox route exists", async () => {
   await using t = await startTestBridge();
   for (
-    const [method, path] of [["GET", "/sandbox"], ["GET", "/sandbox/events?phone=%2B15550100001"], [
-      "POST",
-      "/sandbox/send",
-    ], ["GET", "/sandbox/charts/revenue.svg"]]
+    const [method, path] of [
+      ["GET", "/sandbox"],
+      ["GET", "/sandbox/events?phone=%2B15550100001"],
+      [
+        "POST",
+        "/sandbox/send",
+      ],
+      ["GET", "/sandbox/charts/revenue.svg"],
+      ["POST", "/sandbox/voice?phone=%2B15550100001"],
+      [
+        "GET",
+        `/sandbox/media/ME${"0".repeat(32)}`,
+      ],
+    ]
   ) {
     const response = await fetch(`${t.url}${path}`, {
       method,
@@ -329,5 +344,161 @@ Deno.test("Sandbox task --real-ayd - a wrong chatbot ID shows in the terminal in
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------- voice notes
+
+const VOICE_NOTE = new TextEncoder().encode("OggS\u0000\u0002 a voice note");
+
+function sendVoice(sandbox: Sandbox, phone: string, body: Uint8Array, type = "audio/ogg") {
+  return fetch(
+    `${new URL(sandbox.url).origin}/sandbox/voice?phone=${
+      encodeURIComponent(phone)
+    }&durationMs=2300`,
+    { method: "POST", headers: { "content-type": type }, body: body.slice() },
+  );
+}
+
+Deno.test("Sandbox - a voice note is posted as Twilio posts one, its media kept by the Twilio stand-in", async () => {
+  await using sandbox = await startSandbox({ port: 0, demoPaceMs: 1, deliveryDelayMs: 5 });
+  const response = await sendVoice(sandbox, "+15550100041", VOICE_NOTE);
+  assert.equal(response.status, 200);
+  const { messageSid, webhookStatus } = await response.json();
+  assert.equal(webhookStatus, 200);
+  assert.match(messageSid, /^MM[0-9a-f]{32}$/);
+
+  // What the bridge's real webhook stored: Twilio's media fields, read by toInboundMessage.
+  const record = (await sandbox.kv.get<MessageRecord>(messageKey(messageSid))).value!;
+  assert.equal(record.body, "");
+  assert.equal(record.numMedia, 1);
+  assert.equal(record.media?.length, 1);
+  const [{ url, contentType }] = record.media!;
+  assert.equal(contentType, "audio/ogg");
+  assert.ok(url.startsWith(`${sandbox.config.twilioApiBaseUrl}/2010-04-01/Accounts/`), url);
+  assert.match(url, new RegExp(`/Messages/${messageSid}/Media/ME[0-9a-f]{32}$`));
+
+  // The chat shows it as a voice note the page can play.
+  const events = await chatOf(sandbox, "+15550100041", (e) => replies(e).length > 0);
+  const inbound = events[0];
+  assert.equal(inbound.kind, "inbound");
+  const voice = inbound.kind === "inbound" ? inbound.voice : undefined;
+  assert.deepEqual(voice && { ...voice, src: "…" }, {
+    src: "…",
+    contentType: "audio/ogg",
+    durationMs: 2300,
+  });
+  const playable = await fetch(`${new URL(sandbox.url).origin}${voice!.src}`);
+  assert.equal(playable.headers.get("content-type"), "audio/ogg");
+  assert.deepEqual(new Uint8Array(await playable.arrayBuffer()), VOICE_NOTE);
+});
+
+Deno.test("Sandbox - the stand-in serves media like Twilio: Basic auth, then a redirect to a host that takes no credentials", async () => {
+  await using sandbox = await startSandbox({ port: 0, demoPaceMs: 1, deliveryDelayMs: 5 });
+  const { messageSid } = await (await sendVoice(sandbox, "+15550100042", VOICE_NOTE)).json();
+  const { media } = (await sandbox.kv.get<MessageRecord>(messageKey(messageSid))).value!;
+  const url = media![0].url;
+  const basic = `Basic ${
+    btoa(`${sandbox.config.twilioAccountSid}:${sandbox.config.twilioAuthToken}`)
+  }`;
+
+  const anonymous = await fetch(url, { redirect: "manual" });
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+  const redirect = await fetch(url, { headers: { authorization: basic }, redirect: "manual" });
+  assert.equal(redirect.status, 307);
+  await redirect.body?.cancel();
+  const location = new URL(redirect.headers.get("location")!);
+  assert.notEqual(location.origin, new URL(url).origin, "the media live on another host");
+  const withCredentials = await fetch(location, { headers: { authorization: basic } });
+  assert.equal(withCredentials.status, 400, "the media host refuses credentials");
+  await withCredentials.body?.cancel();
+  const unsigned = await fetch(`${location.origin}${location.pathname}`);
+  assert.equal(unsigned.status, 403);
+  await unsigned.body?.cancel();
+
+  const fetched = await fetchTwilioMedia(url, {
+    accountSid: sandbox.config.twilioAccountSid,
+    authToken: sandbox.config.twilioAuthToken,
+    apiBaseUrl: sandbox.config.twilioApiBaseUrl,
+  });
+  assert.deepEqual(fetched, { bytes: VOICE_NOTE, contentType: "audio/ogg" });
+});
+
+Deno.test("Sandbox - the demo transcriber speaks the transcription API the bridge is configured with", async () => {
+  await using sandbox = await startSandbox({ port: 0 });
+  const transcription = sandbox.config.transcription!;
+  assert.equal(transcription.url, sandbox.demoTranscriber!.url);
+  const { text } = await transcribe({ bytes: VOICE_NOTE, contentType: "audio/ogg" }, transcription);
+  assert.equal(text, DEMO_TRANSCRIPT);
+  assert.equal(sandbox.demoTranscriber!.transcribed, 1);
+  const refused = await transcribe(
+    { bytes: VOICE_NOTE, contentType: "audio/ogg" },
+    { ...transcription, apiKey: "wrong" },
+  ).catch((e) => e);
+  assert.equal(refused.kind, "unauthorized");
+});
+
+Deno.test("Sandbox - /sandbox/voice refuses another type, a bad number, an empty and an oversize note", async () => {
+  await using sandbox = await startSandbox({ port: 0 });
+  const cases: [string, Uint8Array, string, number][] = [
+    ["+15550100043", VOICE_NOTE, "application/json", 415],
+    ["+15550100043", VOICE_NOTE, "application/x-www-form-urlencoded", 415],
+    ["15550100043", VOICE_NOTE, "audio/ogg", 400],
+    ["+15550100043", new Uint8Array(), "audio/ogg", 400],
+    ["+15550100043", new Uint8Array(16 * 1024 * 1024 + 1), "audio/ogg", 413],
+  ];
+  for (const [phone, body, type, status] of cases) {
+    const response = await sendVoice(sandbox, phone, body, type);
+    assert.equal(response.status, status, `${phone} ${type} ${body.length}`);
+    await response.body?.cancel();
+  }
+  const missing = await fetch(`${new URL(sandbox.url).origin}/sandbox/media/ME${"0".repeat(32)}`);
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});
+
+Deno.test("Sandbox --real-transcriber - voice notes go to the configured service", async () => {
+  await using stt = await startFakeStt({ apiKey: "sk-real", transcript: "real words" });
+  await using sandbox = await startSandbox({
+    port: 0,
+    realTranscriberEnv: {
+      TRANSCRIBE_URL: stt.url,
+      TRANSCRIBE_API_KEY: "sk-real",
+      TRANSCRIBE_LANGUAGE: "en",
+    },
+  });
+  assert.equal(sandbox.demoTranscriber, undefined);
+  assert.deepEqual(sandbox.config.transcription, {
+    url: stt.url,
+    apiKey: "sk-real",
+    model: "whisper-1",
+    language: "en",
+    timeoutMs: 60_000,
+  });
+  const { text } = await transcribe(
+    { bytes: VOICE_NOTE, contentType: "audio/ogg" },
+    sandbox.config.transcription!,
+  );
+  assert.equal(text, "real words");
+  assert.equal(stt.requests[0].language, "en");
+});
+
+Deno.test("Sandbox --real-transcriber - without TRANSCRIBE_URL it says what is missing", async () => {
+  await assert.rejects(
+    startSandbox({ port: 0, realTranscriberEnv: {} }),
+    (error: Error) => /TRANSCRIBE_URL is missing/.test(error.message),
+  );
+  const empty = await Deno.makeTempDir();
+  try {
+    const output = await sandboxTask(["--real-transcriber"], { cwd: empty, stderr: "piped" })
+      .output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1);
+    assert.match(stderr, /--real-transcriber sends voice notes/);
+    assert.match(stderr, /TRANSCRIBE_URL is missing/);
+    assert.doesNotMatch(stderr, /ASKYOURDATABASE_|\n\s+at /, "the demo AYD still answers");
+  } finally {
+    await Deno.remove(empty, { recursive: true });
   }
 });

@@ -44,6 +44,13 @@ testEveryBackend(
     });
     await t.sendWhatsApp({ From: MALLORY, Body: "drop table users" });
     await t.sendWhatsApp({ From: MALLORY, Body: "please?" });
+    await t.sendWhatsApp({
+      From: MALLORY,
+      Body: "",
+      NumMedia: "1",
+      MediaUrl0: "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM0/Media/ME0",
+      MediaContentType0: "audio/ogg",
+    });
     await t.sendWhatsApp({ From: ALICE, Body: "allowed question" });
     await t.twilio.waitForMessages(ALICE, 1);
     await settled(t);
@@ -51,12 +58,15 @@ testEveryBackend(
       "Not for you, sorry.",
     ]);
     assert.deepEqual(t.ayd.asks.map((a) => a.question), ["allowed question"]);
-    assert.equal(logEvents(t.logs, "webhook.denied").length, 2);
-    const stored = await Array.fromAsync(t.kv.list<{ body: string }>({ prefix: ["messages"] }));
+    assert.equal(logEvents(t.logs, "webhook.denied").length, 3);
+    const stored = await Array.fromAsync(
+      t.kv.list<{ body: string; media?: unknown }>({ prefix: ["messages"] }),
+    );
     assert.ok(
       !stored.some((e) => e.value.body.includes("drop table")),
       "a stranger's text is not kept",
     );
+    assert.ok(!stored.some((e) => "media" in e.value), "nor where a stranger's voice note is");
   },
 );
 

@@ -3,6 +3,7 @@ import twilio from "twilio";
 import {
   isValidTwilioSignature,
   MAX_BODY_CHARS,
+  MAX_MEDIA,
   parseForm,
   toInboundMessage,
 } from "../../src/webhook/twilio_request.ts";
@@ -125,4 +126,81 @@ Deno.test("inbound - malformed, foreign and non-WhatsApp requests are told apart
     status: 200,
     reason: "not_whatsapp",
   });
+});
+
+const VOICE_URL = `https://api.twilio.com/2010-04-01/Accounts/${ACCOUNT}/Messages/MM${
+  "2".repeat(32)
+}/Media/ME${"3".repeat(32)}`;
+
+Deno.test("inbound - a voice note keeps its media URL and content type", () => {
+  const message = toInboundMessage(
+    { ...BASE, Body: "", NumMedia: "1", MediaUrl0: VOICE_URL, MediaContentType0: "audio/ogg" },
+    { accountSid: ACCOUNT, now: 42 },
+  );
+  assert.ok("messageSid" in message);
+  assert.equal(message.numMedia, 1);
+  assert.deepEqual(message.media, [{ url: VOICE_URL, contentType: "audio/ogg" }]);
+});
+
+Deno.test("inbound - only media below NumMedia are read, at most MAX_MEDIA of them", () => {
+  const params: Record<string, string> = { ...BASE, NumMedia: "12" };
+  for (let n = 0; n < 13; n++) {
+    params[`MediaUrl${n}`] = `${VOICE_URL}${n}`;
+    params[`MediaContentType${n}`] = "image/jpeg";
+  }
+  const many = toInboundMessage(params, { accountSid: ACCOUNT, now: 0 });
+  assert.ok("messageSid" in many);
+  assert.equal(many.media?.length, MAX_MEDIA);
+  assert.equal(many.media?.at(-1)?.url, `${VOICE_URL}${MAX_MEDIA - 1}`);
+
+  const announcedOne = toInboundMessage({ ...params, NumMedia: "1" }, {
+    accountSid: ACCOUNT,
+    now: 0,
+  });
+  assert.ok("messageSid" in announcedOne);
+  assert.deepEqual(announcedOne.media?.map((m) => m.url), [`${VOICE_URL}0`]);
+});
+
+Deno.test("inbound - a text message has no media field at all", () => {
+  const withStray = {
+    ...BASE,
+    NumMedia: "0",
+    MediaUrl0: VOICE_URL,
+    MediaContentType0: "audio/ogg",
+  };
+  const message = toInboundMessage(withStray, { accountSid: ACCOUNT, now: 0 });
+  assert.ok("messageSid" in message);
+  assert.equal("media" in message, false, "NumMedia=0 means no media, whatever else is posted");
+});
+
+Deno.test("inbound - a medium whose URL is not http(s) is dropped; a bad type becomes octet-stream", () => {
+  const message = toInboundMessage({
+    ...BASE,
+    NumMedia: "5",
+    MediaUrl0: "javascript:alert(1)",
+    MediaContentType0: "audio/ogg",
+    MediaUrl1: "not a url",
+    MediaContentType1: "audio/ogg",
+    MediaUrl2: `https://api.twilio.com/${"x".repeat(3_000)}`,
+    MediaUrl3: VOICE_URL,
+    MediaContentType3: "Audio/OGG; codecs=opus",
+    MediaUrl4: VOICE_URL,
+    MediaContentType4: "<script>",
+  }, { accountSid: ACCOUNT, now: 0 });
+  assert.ok("messageSid" in message);
+  assert.deepEqual(message.media, [
+    { url: VOICE_URL, contentType: "audio/ogg; codecs=opus" },
+    { url: VOICE_URL, contentType: "application/octet-stream" },
+  ]);
+});
+
+Deno.test("inbound - a repeated MediaUrlN is not trusted: that medium is dropped", () => {
+  const message = toInboundMessage({
+    ...BASE,
+    NumMedia: "1",
+    MediaUrl0: [VOICE_URL, "https://evil.example/x"],
+    MediaContentType0: "audio/ogg",
+  }, { accountSid: ACCOUNT, now: 0 });
+  assert.ok("messageSid" in message);
+  assert.equal(message.media, undefined);
 });
