@@ -36,10 +36,11 @@ export type AskBehavior =
     /** Send `{"isSomethingNew":true}` and `data: hello` (default: the fake's `noise`, true). */
     noise?: boolean;
     /**
-     * Chats: whether the answer goes into the chat's history (default true; a paused answer
-     * goes in when it resumes).
+     * Chats: when the answer goes into the chat's history: `now` (default), `on_resume` (the
+     * default of a paused answer: AYD is still writing it) or `never`. `now` with a pause is an
+     * answer AYD has written while its stream to the bridge stalls.
      */
-    recorded?: boolean;
+    recorded?: "now" | "on_resume" | "never";
   }
   | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "hang" }
@@ -438,9 +439,12 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
       : { kind: "answer", text: `Answer to: ${question}` };
     if (history && behavior.kind !== "status") {
       addMessage(chatid!, { role: "user", content: question });
-      if (behavior.kind === "answer" && (behavior.recorded ?? true)) {
+      const recorded = behavior.kind !== "answer"
+        ? "never"
+        : behavior.recorded ?? (behavior.pause ? "on_resume" : "now");
+      if (behavior.kind === "answer" && recorded !== "never") {
         const record = () => addMessage(chatid!, { role: "assistant", content: behavior.text });
-        if (behavior.pause) behavior.pause.until.then(record);
+        if (recorded === "on_resume") behavior.pause?.until.then(record);
         else record();
       }
     }
