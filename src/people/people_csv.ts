@@ -58,7 +58,7 @@ export interface ParsedPeople {
 export function parsePeopleCsv(text: string, now: number): ParsedPeople {
   const people = new Map<string, { line: number; person: Person }>();
   const invalid: RowProblem[] = [];
-  let records: { record: string[]; info: { lines: number } }[];
+  let records: { record: string[]; info: { lines: number; bytes: number } }[];
   try {
     records = parse(text, {
       bom: true,
@@ -84,8 +84,10 @@ export function parsePeopleCsv(text: string, now: number): ParsedPeople {
   }
   const firstLine = new Map<string, number>();
   const duplicated = new Set<string>();
-  for (const { record, info } of records.slice(1)) {
-    const line = info.lines;
+  const lineAt = lineFinder(text);
+  for (let r = 1; r < records.length; r++) {
+    const { record } = records[r];
+    const line = lineAt(records[r - 1].info.bytes);
     if (record.length !== header.length) {
       invalid.push({ line, reason: `expected ${header.length} columns, found ${record.length}` });
       continue;
@@ -119,6 +121,32 @@ export function parsePeopleCsv(text: string, now: number): ParsedPeople {
   }
   invalid.sort((a, b) => a.line - b.line);
   return { people, invalid, rows: records.length - 1 };
+}
+
+/**
+ * The line a record starts on, from where the record before it ended (in
+ * bytes, as csv-parse counts): its own count of lines goes wrong inside
+ * quoted fields that hold CRLF.
+ */
+function lineFinder(text: string): (endOfPrevious: number) => number {
+  const bytes = new TextEncoder().encode(text);
+  const starts = [0];
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10) i++;
+    if (bytes[i] === 10 || bytes[i] === 13) starts.push(i + 1);
+  }
+  return (offset) => {
+    // Blank lines before the record are skipped, as the parser skipped them.
+    while (offset < bytes.length && (bytes[offset] === 10 || bytes[offset] === 13)) offset++;
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (starts[mid] <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return low + 1;
+  };
 }
 
 /**

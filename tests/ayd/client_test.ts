@@ -33,3 +33,32 @@ Deno.test("ayd client - a stream that hangs without [DONE] ends at the deadline 
   });
   await assert.rejects(asking, (error) => error instanceof AydError && error.kind === "timeout");
 });
+
+Deno.test("ayd client - a session is opened as the person given, properties only when they have some", async () => {
+  await using ayd = await startFakeAyd(OPTIONS);
+  const options = { ...OPTIONS, baseUrl: ayd.url };
+  const identity = {
+    name: "Ada Lovelace",
+    email: "ada@example.com",
+    properties: { region: "north" },
+  };
+  await createAydSession(options, "+15551234567", { now: Date.now(), identity });
+  await createAydSession(options, "+15551234567", {
+    now: Date.now(),
+    identity: { name: "Ada Lovelace", email: "ada@example.com" },
+  });
+  await createAydSession(options, "+15557654321", { now: Date.now() });
+  assert.deepEqual(
+    ayd.sessions.map(({ name, email, properties }) => ({ name, email, properties })),
+    [
+      { ...identity },
+      { name: "Ada Lovelace", email: "ada@example.com", properties: undefined },
+      {
+        name: "WhatsApp User +15557654321",
+        email: "wa15557654321@example.com",
+        properties: undefined,
+      },
+    ],
+  );
+  assert.ok(!("properties" in ayd.sessions[1]), "no properties field was sent");
+});
