@@ -1,5 +1,6 @@
 /** people.csv: what Excel and Python's csv module write imports, bad rows say why, export round-trips. */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import {
   DIRECTORY_KEY,
   exportPeopleCsv,
@@ -138,4 +139,94 @@ Deno.test("people csv - --replace removes who is not in the file, but never past
     ["+15551234567"],
   );
   assert.deepEqual((await kv.get(DIRECTORY_KEY)).value, { count: 1 });
+});
+
+const HAS_PYTHON = await new Deno.Command("python3", { args: ["--version"], stdout: "null" })
+  .output().then((o) => o.success).catch(() => false);
+
+Deno.test({
+  name: "people csv - Python's csv.DictReader reads an export back as the people imported",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    using kv = await openTestKv();
+    await importPeopleCsv(kv, FROM_PYTHON, { now: 1_000 });
+    const child = new Deno.Command("python3", {
+      args: ["-c", "import csv, sys, json; print(json.dumps(list(csv.DictReader(sys.stdin))))"],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(await exportPeopleCsv(kv)));
+    await writer.close();
+    const rows = JSON.parse(new TextDecoder().decode((await child.output()).stdout));
+    assert.deepEqual(
+      rows.map((r: Record<string, string>) => [r.name, JSON.parse(r.properties || "{}")]),
+      [
+        ["Lovelace, Ada", { region: "north", teams: ["a", "b"] }],
+        ["Grace Hopper", {}],
+        ['Zoë "Z" Ødegård 李', { region: "south" }],
+      ],
+    );
+  },
+});
+
+const TASKS = fileURLToPath(new URL("../../tasks/", import.meta.url));
+
+async function task(name: string, kvPath: string, ...args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      `${TASKS}${name}`,
+      ...args,
+    ],
+    env: { DENO_KV_PATH: kvPath, NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code, out: text(stdout), err: text(stderr) };
+}
+
+Deno.test("people csv - the import-people and export-people tasks", async () => {
+  const dir = await Deno.makeTempDir();
+  const kvPath = `${dir}/bridge.kv`;
+  try {
+    await Deno.writeTextFile(`${dir}/people.csv`, FROM_PYTHON + "+1555,Bad,bad@example.com,\r\n");
+    const dry = await task("import_people.ts", kvPath, `${dir}/people.csv`, "--dry-run");
+    assert.equal(dry.code, 1, "a bad row fails the run");
+    assert.match(
+      dry.out,
+      /^line 6: phone_number is not \+E164, e\.g\. \+15551234567\n4 rows: would be added 3, /,
+    );
+    const imported = await task("import_people.ts", kvPath, `${dir}/people.csv`);
+    assert.match(
+      imported.out,
+      /4 rows: added 3, updated 0, unchanged 0, removed 0, invalid 1 \(\d+ ms\)\n$/,
+    );
+
+    const exported = await task("export_people.ts", kvPath, "--out", `${dir}/out.csv`);
+    assert.equal(exported.code, 0, exported.err);
+    assert.equal(exported.err, `Exported 3 people to ${dir}/out.csv.\n`);
+    assert.equal(
+      (await Deno.stat(`${dir}/out.csv`)).mode! & 0o777,
+      0o600,
+      "names and emails: owner only",
+    );
+    const again = await task("import_people.ts", kvPath, `${dir}/out.csv`, "--replace");
+    assert.equal(again.code, 0, again.out);
+    assert.match(again.out, /3 rows: added 0, updated 0, unchanged 3, removed 0, invalid 0/);
+    assert.equal(
+      (await task("export_people.ts", kvPath, "--out", "-")).out,
+      await Deno.readTextFile(`${dir}/out.csv`),
+    );
+
+    assert.equal((await task("import_people.ts", kvPath)).code, 2);
+    assert.equal((await task("import_people.ts", kvPath, `${dir}/people.csv`, "--bogus")).code, 2);
+    assert.equal((await task("import_people.ts", kvPath, `${dir}/missing.csv`)).code, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
