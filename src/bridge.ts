@@ -195,6 +195,7 @@ export function startBridge(
           storageTrouble: storage.trouble,
           aydMode: config.aydMode,
           aydProblem: refusals.problem,
+          directoryGates: !config.allowedNumbers,
         }),
       },
     },

@@ -37,6 +37,8 @@ export interface AdminDeps {
   aydMode?: "session" | "chat";
   /** Why AYD refuses the bridge's credentials, if it does; the overview shows it. */
   aydProblem?: () => string | undefined;
+  /** `ALLOWED_NUMBERS` is unset: the directory, once not empty, lists who may ask. */
+  directoryGates?: boolean;
 }
 
 /** The downloads the console links to, which a browser fetches with its cookie. */

@@ -28,6 +28,7 @@ import {
   type RetryOutcome,
 } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
+import { mountPeoplePages } from "./people_pages.tsx";
 
 /** What the console needs; the lockout is the admin API's, shared. */
 export interface ConsoleDeps {
@@ -38,6 +39,11 @@ export interface ConsoleDeps {
   now: () => number;
   /** Why KV cannot be written right now, if it cannot. */
   storageTrouble?: () => string | undefined;
+  /** How AYD is reached, and why it refuses the bridge's credentials, if it does. */
+  aydMode?: "session" | "chat";
+  aydProblem?: () => string | undefined;
+  /** `ALLOWED_NUMBERS` is unset: the directory, once not empty, lists who may ask. */
+  directoryGates?: boolean;
   lockout: Lockout;
   isAdminToken: (given: string) => boolean;
 }
@@ -107,6 +113,8 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
         backend={deps.backend}
         overview={overview}
         storageTrouble={deps.storageTrouble?.()}
+        aydMode={deps.aydMode ?? "session"}
+        aydProblem={deps.aydProblem?.()}
       />,
       overview.ok ? 200 : 503,
     );
@@ -139,6 +147,16 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
     }
     const query = new URLSearchParams({ retry: outcome, sid });
     return c.redirect(`/admin/console/dead-letters?${query}`, 303);
+  });
+
+  mountPeoplePages(app, {
+    kv,
+    log,
+    now: deps.now,
+    directoryGates: deps.directoryGates ?? true,
+    page,
+    post,
+    small,
   });
 
   app.get("/login", async (c) => {
