@@ -22,9 +22,9 @@ if (paths.length !== 1 || flags.some((flag) => !known.includes(flag))) {
   Deno.exit(2);
 }
 const [path] = paths;
-let text: string;
+let file: Uint8Array;
 try {
-  text = await Deno.readTextFile(path);
+  file = await Deno.readFile(path);
 } catch (error) {
   console.error(`Cannot read ${path}: ${(error as Error).message}`);
   Deno.exit(1);
@@ -37,7 +37,7 @@ const kv = await openKv(location).catch((error) => {
 });
 try {
   const started = performance.now();
-  const report = await importPeopleCsv(kv, text, {
+  const report = await importPeopleCsv(kv, file, {
     now: Date.now(),
     replace: flags.includes("--replace"),
     dryRun: flags.includes("--dry-run"),

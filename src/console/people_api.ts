@@ -59,7 +59,7 @@ export function mountPeopleApi(
     "/people.csv",
     bodyLimit({ maxSize: MAX_PEOPLE_CSV_BYTES, onError: (c) => c.text("Payload Too Large", 413) }),
     async (c) => {
-      const report = await importPeopleCsv(kv, await c.req.text(), {
+      const report = await importPeopleCsv(kv, new Uint8Array(await c.req.arrayBuffer()), {
         now: deps.now(),
         replace: flag(c.req.query("replace")),
         dryRun: flag(c.req.query("dry_run")),

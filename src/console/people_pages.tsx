@@ -109,7 +109,11 @@ export function mountPeoplePages(app: Hono<Env>, deps: {
   app.post("/console/people/import", upload, deps.post, async (c) => {
     const form = await c.req.parseBody();
     const file = form.file;
-    const text = file instanceof File ? await file.text() : typeof file === "string" ? file : "";
+    const text = file instanceof File
+      ? new Uint8Array(await file.arrayBuffer())
+      : typeof file === "string"
+      ? file
+      : "";
     const report = await importPeopleCsv(kv, text, {
       now: deps.now(),
       replace: form.replace === "1",

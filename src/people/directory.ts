@@ -119,11 +119,8 @@ export async function writeDirectory(
         meta = { key: DIRECTORY_KEY, versionstamp: result.versionstamp };
       }
       count = counted;
-      for (const [phone, person] of batch) {
-        pending.delete(phone);
-        if (person === null) current.delete(phone);
-        else current.set(phone, canonicalPerson(person));
-      }
+      // Each number comes once, so what was written is never compared again.
+      for (const [phone] of batch) (pending.delete(phone), current.delete(phone));
       for (const key of Object.keys(report) as (keyof DirectoryChanges)[]) {
         report[key] += outcome[key];
       }

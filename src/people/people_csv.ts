@@ -46,53 +46,42 @@ export interface ParsedPeople {
 }
 
 /**
- * Reads and checks every row. A number that appears twice is not imported
- * from either row (which one is meant cannot be known, and properties decide
- * what a person may see), and both lines say so.
+ * Reads and checks every row, one at a time as the parser reads it (no
+ * array of all records is built: a 100,000-row file would hold it all). A
+ * number that appears twice is not imported from either row (which one is
+ * meant cannot be known, and properties decide what a person may see), and
+ * both lines say so. `file` is the file's bytes or its text.
  *
  * @example
  * ```ts
  * const { people, invalid } = parsePeopleCsv("phone_number,name,email\r\n+15551234567,Ada,ada@example.com\r\n", Date.now());
  * ```
  */
-export function parsePeopleCsv(text: string, now: number): ParsedPeople {
+export function parsePeopleCsv(file: string | Uint8Array, now: number): ParsedPeople {
+  const bytes = typeof file === "string" ? new TextEncoder().encode(file) : file;
   const people = new Map<string, { line: number; person: Person }>();
   const invalid: RowProblem[] = [];
-  let records: { record: string[]; info: { lines: number; bytes: number } }[];
-  try {
-    records = parse(text, {
-      bom: true,
-      info: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      record_delimiter: ["\r\n", "\n", "\r"],
-    }) as unknown as typeof records; // `info: true` wraps each record
-  } catch (error) {
-    const line = (error as { lines?: number }).lines ?? 0;
-    const reason = `unreadable CSV: ${(error as Error).message.replace(/^Invalid .*?: /, "")}`;
-    return { people, invalid: [{ line, reason }], rows: 0 };
-  }
-  const header = records[0]?.record.map((field) => field.trim().toLowerCase()) ?? [];
-  const missing = ["phone_number", "name", "email"].filter((c) => !header.includes(c));
-  if (missing.length > 0) {
-    const hint = header.length === 1 && header[0].includes(";")
-      ? " (the file is separated by semicolons: save it as CSV UTF-8, comma delimited)"
-      : "";
-    const reason = `the first line must be the header ${PEOPLE_COLUMNS.join(",")}` +
-      ` (missing ${missing.join(", ")})${hint}`;
-    return { people, invalid: [{ line: 1, reason }], rows: Math.max(0, records.length - 1) };
-  }
   const firstLine = new Map<string, number>();
   const duplicated = new Set<string>();
-  const lineAt = lineFinder(text);
-  for (let r = 1; r < records.length; r++) {
-    const { record } = records[r];
-    const line = lineAt(records[r - 1].info.bytes);
+  const lineAt = lineFinder(bytes);
+  let header: string[] | undefined;
+  let headerProblem: string | undefined;
+  let endOfPrevious = 0;
+  let rows = 0;
+
+  function take(record: string[], line: number) {
+    if (!header) {
+      header = record.map((field) => field.trim().toLowerCase());
+      headerProblem = problemOf(header);
+      return;
+    }
+    rows++;
+    if (headerProblem) return;
     if (record.length !== header.length) {
       invalid.push({ line, reason: `expected ${header.length} columns, found ${record.length}` });
-      continue;
+      return;
     }
-    const field = (name: string) => header.includes(name) ? record[header.indexOf(name)] : "";
+    const field = (name: string) => header!.includes(name) ? record[header!.indexOf(name)] : "";
     const checked = checkPerson({
       phone: field("phone_number"),
       name: field("name"),
@@ -100,27 +89,59 @@ export function parsePeopleCsv(text: string, now: number): ParsedPeople {
       properties: field("properties"),
     }, now);
     if ("problems" in checked) {
-      invalid.push({ line, reason: checked.problems.join("; ") });
-      continue;
+      return void invalid.push({ line, reason: checked.problems.join("; ") });
     }
     const seen = firstLine.get(checked.phone);
-    if (seen !== undefined) {
-      invalid.push({
-        line,
-        reason: `phone_number is also on line ${seen}: neither row is imported`,
-      });
-      if (!duplicated.has(checked.phone)) {
-        invalid.push({ line: seen, reason: `phone_number appears again on line ${line}` });
-      }
-      duplicated.add(checked.phone);
-      people.delete(checked.phone);
-      continue;
+    if (seen === undefined) {
+      firstLine.set(checked.phone, line);
+      return void people.set(checked.phone, { line, person: checked.person });
     }
-    firstLine.set(checked.phone, line);
-    people.set(checked.phone, { line, person: checked.person });
+    invalid.push({ line, reason: `phone_number is also on line ${seen}: neither row is imported` });
+    if (!duplicated.has(checked.phone)) {
+      invalid.push({ line: seen, reason: `phone_number appears again on line ${line}` });
+    }
+    duplicated.add(checked.phone);
+    people.delete(checked.phone);
+  }
+
+  try {
+    parse(bytes, {
+      bom: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      record_delimiter: ["\r\n", "\n", "\r"],
+      // Each record is checked here and dropped (null): nothing accumulates.
+      on_record: (record: string[], context: { bytes: number }) => {
+        take(record, lineAt(endOfPrevious));
+        endOfPrevious = context.bytes;
+        return null;
+      },
+    });
+  } catch (error) {
+    const line = (error as { lines?: number }).lines ?? 0;
+    const reason = `unreadable CSV: ${(error as Error).message.replace(/^Invalid .*?: /, "")}`;
+    return { people: new Map(), invalid: [{ line, reason }], rows: 0 };
+  }
+  if (headerProblem || !header) {
+    return {
+      people: new Map(),
+      invalid: [{ line: 1, reason: headerProblem ?? problemOf([])! }],
+      rows,
+    };
   }
   invalid.sort((a, b) => a.line - b.line);
-  return { people, invalid, rows: records.length - 1 };
+  return { people, invalid, rows };
+}
+
+/** What is wrong with the header line, if anything. */
+function problemOf(header: string[]): string | undefined {
+  const missing = ["phone_number", "name", "email"].filter((c) => !header.includes(c));
+  if (missing.length === 0) return undefined;
+  const hint = header.length === 1 && header[0].includes(";")
+    ? " (the file is separated by semicolons: save it as CSV UTF-8, comma delimited)"
+    : "";
+  return `the first line must be the header ${PEOPLE_COLUMNS.join(",")}` +
+    ` (missing ${missing.join(", ")})${hint}`;
 }
 
 /**
@@ -128,8 +149,7 @@ export function parsePeopleCsv(text: string, now: number): ParsedPeople {
  * bytes, as csv-parse counts): its own count of lines goes wrong inside
  * quoted fields that hold CRLF.
  */
-function lineFinder(text: string): (endOfPrevious: number) => number {
-  const bytes = new TextEncoder().encode(text);
+function lineFinder(bytes: Uint8Array): (endOfPrevious: number) => number {
   const starts = [0];
   for (let i = 0; i < bytes.length; i++) {
     if (bytes[i] === 13 && bytes[i + 1] === 10) i++;
@@ -154,7 +174,8 @@ function lineFinder(text: string): (endOfPrevious: number) => number {
  * updated, unchanged ones left alone, so importing twice changes nothing.
  * With `replace`, numbers missing from the file are removed too, but only
  * when every row is valid (a bad row must not remove its person). With
- * `dryRun`, nothing is written and the report says what would be.
+ * `dryRun`, nothing is written and the report says what would be. `file`
+ * is the file's bytes or its text.
  *
  * @example
  * ```ts
@@ -163,10 +184,10 @@ function lineFinder(text: string): (endOfPrevious: number) => number {
  */
 export async function importPeopleCsv(
   kv: Deno.Kv,
-  text: string,
+  file: string | Uint8Array,
   options: { now: number; replace?: boolean; dryRun?: boolean },
 ): Promise<PeopleImportReport> {
-  const parsed = parsePeopleCsv(text, options.now);
+  const parsed = parsePeopleCsv(file, options.now);
   const dryRun = options.dryRun ?? false;
   const base = { rows: parsed.rows, invalid: parsed.invalid, dryRun };
   const nothing = { added: 0, updated: 0, unchanged: 0, removed: 0, missing: 0 };
