@@ -7,7 +7,7 @@
  * @module
  */
 import type { AydAnswer, AydMessage, AydRefusals, ChatStore, SessionStore } from "../ayd/mod.ts";
-import { COMMAND_REPLIES, parseCommand } from "./commands.ts";
+import { commandReply, parseCommand } from "./commands.ts";
 import type { MessageRecord } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 import { expireAt } from "../storage/mod.ts";
@@ -136,7 +136,7 @@ export async function composeReply(
   if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
   const command = parseCommand(record.body);
   if (command === "reset") await forget(deps.ayd, record.phone);
-  if (command) return { text: COMMAND_REPLIES[command], outcome: "command" };
+  if (command) return { text: commandReply(command, deps.ayd.mode), outcome: "command" };
   const who = await whoAsks(deps.kv, record.phone, { directoryGates: deps.directoryGates });
   if (who.refused) {
     // Admitted while listed, removed since: the person's access went with them.

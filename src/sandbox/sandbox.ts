@@ -24,8 +24,8 @@ export interface SandboxOptions {
   port?: number;
   /**
    * Ask the real AYD configured in this environment (`ASKYOURDATABASE_API_KEY`,
-   * `ASKYOURDATABASE_CHAT_ID`, optional `AYD_BASE_URL`, `AYD_TIMEOUT_MS`)
-   * instead of the demo.
+   * `ASKYOURDATABASE_CHAT_ID`, optional `AYD_BASE_URL`, `AYD_TIMEOUT_MS`,
+   * `AYD_MODE`) instead of the demo, which speaks session mode only.
    */
   realAydEnv?: Record<string, string | undefined>;
   /** Default `:memory:`: each run starts with empty sessions and queues. */
@@ -81,6 +81,7 @@ const AYD_VARIABLES = [
   "ASKYOURDATABASE_CHAT_ID",
   "AYD_BASE_URL",
   "AYD_TIMEOUT_MS",
+  "AYD_MODE",
 ];
 
 /**

@@ -1,7 +1,7 @@
 /** Commands, non-text messages, typing and charts, through the real app. */
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
-import { COMMAND_REPLIES, parseCommand } from "../../src/conversation/commands.ts";
+import { COMMAND_REPLIES, commandReply, parseCommand } from "../../src/conversation/commands.ts";
 import { sessionKey } from "../../src/ayd/sessions.ts";
 import {
   logEvents,
@@ -48,7 +48,8 @@ testEverySetting("commands - help explains usage without asking AYD", async (bac
   await using t = await startTestBridge({ backend, mode });
   await t.sendWhatsApp({ Body: "/help" });
   const [reply] = await t.twilio.waitForMessages(USER, 1);
-  assert.equal(reply.body, COMMAND_REPLIES.help);
+  assert.equal(reply.body, commandReply("help", mode));
+  assert.match(reply.body, mode === "chat" ? /until you send \*reset\*/ : /for 7 days/);
   assert.equal(t.ayd.asks.length, 0);
   assert.equal(t.ayd.sessions.length, 0);
 });
