@@ -127,3 +127,15 @@ Deno.test("config - a remote KV (DENO_KV_URL) runs outbox, needs its token, and 
   assert.ok(!bad.ok);
   assert.match(bad.problems.join("\n"), /^DENO_KV_URL is invalid/);
 });
+
+Deno.test("config - AYD_MODE: session by default (the Flask app's protocol), chat on request, nothing else", () => {
+  const byDefault = loadConfig(VALID);
+  assert.ok(byDefault.ok);
+  assert.equal(byDefault.config.aydMode, "session");
+  const chat = loadConfig({ ...VALID, AYD_MODE: " Chat " });
+  assert.ok(chat.ok);
+  assert.equal(chat.config.aydMode, "chat");
+  const bad = loadConfig({ ...VALID, AYD_MODE: "api" });
+  assert.ok(!bad.ok);
+  assert.match(bad.problems[0], /^AYD_MODE is invalid: it must be session .* or chat/);
+});

@@ -354,3 +354,17 @@ Deno.test("Console - the People page adds, changes, imports and removes people t
     "no names in the logs",
   );
 });
+
+Deno.test("Console - in chat mode the overview counts chats, and a refused API key shows as degraded", async () => {
+  await using t = await startTestBridge({
+    mode: "chat",
+    env: { ADMIN_TOKEN: TOKEN, ASKYOURDATABASE_API_KEY: "a-revoked-key" },
+  });
+  await t.sendWhatsApp();
+  await t.twilio.waitForMessages(USER, 1);
+  const { cookie } = await signIn(t);
+  const overview = await html(t, "/admin", cookie);
+  assert.match(overview, /Chat mode \(AYD&#39;s documented API\): <span id="chat-count">0<\/span>/);
+  assert.match(overview, /degraded: AYD refused the API key \(newChat answered 401\)/);
+  assert.ok(!overview.includes("a-revoked-key"));
+});

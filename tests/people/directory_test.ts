@@ -10,6 +10,7 @@ import {
   writeDirectory,
 } from "../../src/people/mod.ts";
 import { openTestKv } from "../_kv.ts";
+import { testKv } from "../_helpers.ts";
 
 const person = (name: string, properties?: Record<string, unknown>) => ({
   name,
@@ -91,4 +92,21 @@ Deno.test("directory - numbers and people are checked alike everywhere", () => {
       "email is not an email address",
     ],
   });
+});
+
+Deno.test("directory - large imports stay within a denokv server's limits (10 checks, 1,000 mutations, 800 KiB a commit)", async () => {
+  await using store = await testKv("kv-connect");
+  using kv = await Deno.openKv(store.env.DENO_KV_URL);
+  // 1,000 people, and 120 whose properties take 6 KB each: commits are cut by count and by size.
+  const big = { notes: "x".repeat(6_000) };
+  const changes: DirectoryChange[] = [
+    ...Array.from({ length: 1_000 }, (_, i): DirectoryChange => [phone(i), person(`P${i}`)]),
+    ...Array.from(
+      { length: 120 },
+      (_, i): DirectoryChange => [phone(5_000 + i), person(`B${i}`, big)],
+    ),
+  ];
+  const done = await writeDirectory(kv, changes);
+  assert.equal(done.added, 1_120);
+  assert.deepEqual((await kv.get(DIRECTORY_KEY)).value, { count: 1_120 });
 });
