@@ -239,7 +239,10 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       (error) => log.warn("format.fallback", { ...fieldsOf(queued), reason: describeError(error) }),
       { maxParts: MAX_REPLY_PARTS },
     );
-    const texts = limitParts([...stream.push(text), ...stream.end()], room, splitMessage);
+    let texts = [...stream.push(text), ...stream.end()];
+    // An answer whose Markdown formats to nothing gets the empty answer's wording, as when streamed.
+    if (texts.length === 0) texts = splitMessage(REPLIES.empty, room);
+    texts = limitParts(texts, room, splitMessage);
     const parts = texts.map((t, i) => ({ body: labelPart(t, i, texts.length, deps.partMarkers) }));
     const sent = queued.sentParts ?? 0;
     for (let i = 0; i < sent; i++) {

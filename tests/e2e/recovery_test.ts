@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
 import { chatKey } from "../../src/ayd/chats.ts";
+import { replyPartKey } from "../../src/conversation/handler.ts";
 import { messageKey, type MessageRecord, newRecord } from "../../src/jobs/mod.ts";
 import { addToLane, leaseKey } from "../../src/jobs/lanes.ts";
 import {
@@ -31,6 +32,8 @@ async function interruptedAsk(
   question: string,
   history: ["user" | "assistant", string][],
   anchoredAt: number | null | undefined,
+  /** Parts that went out while AYD was still writing, before the process died. */
+  sent: string[] = [],
 ) {
   const created = await fetch(`${t.ayd.url}/api/chatbot/newChat`, {
     method: "POST",
@@ -55,9 +58,12 @@ async function interruptedAsk(
     state: "asking",
     attempt: 1,
     askedIn: anchor === undefined ? { chatid } : { chatid, anchor },
+    ...sent.length > 0 && { sentParts: sent.length },
   };
+  const op = t.kv.atomic();
+  sent.forEach((body, i) => op.set(replyPartKey(message.messageSid, i), { body }));
   await addToLane(
-    t.kv.atomic()
+    op
       .set(messageKey(message.messageSid), record)
       .set(chatKey(PHONE), { chatid, createdAt: now })
       .set(leaseKey(PHONE), { owner: "dead-process", takenAt: now }),
@@ -189,4 +195,32 @@ Deno.test("recovery - an answer streamed whole but not saved (the save failed) i
   assert.equal(logEvents(t.logs, "ask.recovered").length, 1);
   assert.equal(t.twilio.messages.length, 1);
   assert.ok(!t.twilio.messages.some((m) => m.body === REPLIES.failure));
+});
+
+Deno.test("recovery - parts sent before the crash that are not the recorded answer's end in the notice, not a mix", async () => {
+  await using t = await startChatBridge({ env: { MAX_SMS_CHARS: "60" } });
+  const answer = "First paragraph of the answer, long enough.\n\nSecond paragraph, also long.";
+  await interruptedAsk(
+    t,
+    "late orders?",
+    [
+      ["user", "q0"],
+      ["assistant", "a0"],
+      ["user", "late orders?"],
+      ["assistant", answer],
+    ],
+    2,
+    ["Something else went out first."],
+  );
+  const [reply] = await t.twilio.waitForMessages(USER, 1);
+  assert.equal(reply.body, REPLIES.cutShort);
+  assert.equal(t.ayd.asks.length, 0);
+  assert.equal(logEvents(t.logs, "ask.not_recovered")[0].reason, "parts sent differ");
+
+  await using u = await startChatBridge({ env: { MAX_SMS_CHARS: "60" } });
+  await interruptedAsk(u, "late orders?", [["user", "late orders?"], ["assistant", answer]], null, [
+    "First paragraph of the answer, long enough.",
+  ]);
+  const [rest] = await u.twilio.waitForMessages(USER, 1);
+  assert.equal(rest.body, "Second paragraph, also long.", "the rest, after the part that matched");
 });
