@@ -9,6 +9,7 @@ import { format } from "./format.ts";
 import { ingress } from "./ingress.ts";
 import { instances } from "./instances.ts";
 import { memory } from "./memory.ts";
+import { peopleImport } from "./people_import.ts";
 import { pipeline } from "./pipeline.ts";
 import { slowBurst } from "./slow_burst.ts";
 import { takeover } from "./takeover.ts";
@@ -68,6 +69,7 @@ const results = {
     backends: ["kv-queue", "outbox"],
   }),
   format: await format({ quick }),
+  peopleImport: await peopleImport({ people: quick ? 20_000 : 100_000 }),
 };
 
 const dir = new URL("./results/", import.meta.url);

@@ -5,9 +5,20 @@
  * @module
  */
 import { type AppDeps, createApp, createUrlHints, statusCallbackUrl } from "./webhook/mod.ts";
-import { askAyd, type AydOptions, createAydSession, createSessionStore } from "./ayd/mod.ts";
+import {
+  askAyd,
+  askAydChat,
+  type AydOptions,
+  createAydChat,
+  createAydRefusals,
+  createAydSession,
+  createChatStore,
+  createSessionStore,
+  readAydMessages,
+} from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
-import { createConversationHandler } from "./conversation/mod.ts";
+import { type AnswerDeps, createConversationHandler } from "./conversation/mod.ts";
+import { DIRECTORY_KEY, type DirectoryMeta, directorySize } from "./people/mod.ts";
 import { createGroupCommit, createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
 import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
@@ -81,6 +92,29 @@ export function startupGuide(
   ].join("\n");
 }
 
+/**
+ * Without `ALLOWED_NUMBERS`, says at start-up who may ask: the directory's
+ * people when it has any, else everyone (a warning).
+ */
+async function announceWhoMayAsk(kv: Deno.Kv, log: Logger) {
+  try {
+    const people = directorySize((await kv.get<DirectoryMeta>(DIRECTORY_KEY)).value);
+    if (people > 0) {
+      log.info("config.directory_only", {
+        people,
+        hint: "ALLOWED_NUMBERS is unset: only the people in the directory may ask",
+      });
+    } else {
+      log.warn("config.everyone_allowed", {
+        hint: "ALLOWED_NUMBERS is unset and the directory is empty: " +
+          "anyone who knows the number can query your database",
+      });
+    }
+  } catch (error) {
+    log.warn("config.directory_unread", { reason: describeError(error) });
+  }
+}
+
 /** The largest number of attempts a message's job gets. */
 export const MAX_JOB_ATTEMPTS = 10;
 
@@ -130,9 +164,24 @@ export function startBridge(
     commits,
   });
   const statusCallback = statusCallbackUrl(config.twilioWebhookUrl, config.twilioStatusCallbackUrl);
-  const sessions = createSessionStore(kv, {
-    open: (phone, signal) => createAydSession(ayd, phone, { now: Date.now(), signal }),
-  });
+  const refusals = createAydRefusals(log);
+  const conversations: AnswerDeps["ayd"] = config.aydMode === "chat"
+    ? {
+      mode: "chat",
+      chats: createChatStore(kv, { open: (signal) => createAydChat(ayd, signal) }),
+      ask: (chat, question, signal, onText) => askAydChat(ayd, chat, question, signal, onText),
+      history: (chatid, before, signal) => readAydMessages(ayd, chatid, { before, signal }),
+      refusals,
+    }
+    : {
+      mode: "session",
+      sessions: createSessionStore(kv, {
+        open: (phone, signal, identity) =>
+          createAydSession(ayd, phone, { now: Date.now(), signal, identity }),
+      }),
+      ask: (token, question, signal, onText) => askAyd(ayd, token, question, signal, onText),
+      refusals,
+    };
   const sender = createWhatsAppSender({
     accountSid: config.twilioAccountSid,
     authToken: config.twilioAuthToken,
@@ -165,8 +214,8 @@ export function startBridge(
     retryBaseMs: config.jobRetryBaseMs,
     handler: createConversationHandler({
       kv,
-      sessions,
-      ask: (token, question, signal, onText) => askAyd(ayd, token, question, signal, onText),
+      ayd: conversations,
+      directoryGates: !config.allowedNumbers,
       sender,
       log,
       maxSmsChars: config.maxSmsChars,
@@ -194,6 +243,8 @@ export function startBridge(
     storage,
     instance,
     urlHints,
+    aydMode: config.aydMode,
+    aydProblem: refusals.problem,
     routes: {
       ...deps.routes,
       ...config.adminToken && {
@@ -206,6 +257,9 @@ export function startBridge(
           now: Date.now,
           storageTrouble: storage.trouble,
           urlHints: urlHints.current,
+          aydMode: config.aydMode,
+          aydProblem: refusals.problem,
+          directoryGates: !config.allowedNumbers,
         }),
       },
     },
@@ -226,15 +280,12 @@ export function startBridge(
   log.info("service.started", {
     url,
     job_backend: jobs.backend,
+    ayd_mode: config.aydMode,
     webhook_url: reachable.webhook,
     health_url: reachable.health,
     first_message: FIRST_MESSAGE,
   });
-  if (!config.allowedNumbers) {
-    log.warn("config.everyone_allowed", {
-      hint: "ALLOWED_NUMBERS is unset: anyone who knows the number can query your database",
-    });
-  }
+  if (!config.allowedNumbers) void announceWhoMayAsk(kv, log);
   function sweep(): Promise<void> {
     return runner.sweep().catch((error) =>
       log.error("sweep.failed", { reason: describeError(error) })

@@ -25,6 +25,11 @@ export interface Config {
   aydChatId: string;
   aydBaseUrl: string;
   aydTimeoutMs: number;
+  /**
+   * How AYD is reached: `session` (the Flask app's embed-widget sessions,
+   * drop-in compatible) or `chat` (AYD's documented API-key chats).
+   */
+  aydMode: AydMode;
   host: string;
   port: number;
   maxSmsChars: number;
@@ -75,6 +80,9 @@ export interface TranscriptionConfig {
   /** Time allowed for one transcription. */
   timeoutMs: number;
 }
+
+/** The two ways of reaching AYD (see `docs/ayd.md`). */
+export type AydMode = "session" | "chat";
 
 /** The outcome of {@linkcode loadConfig}: a config, or every problem found. */
 export type ConfigResult =
@@ -157,6 +165,12 @@ const VARIABLES = {
     schema: httpUrl,
     fallback: "https://www.askyourdatabase.com",
     hint: "the AskYourDatabase base URL (default https://www.askyourdatabase.com)",
+  },
+  AYD_MODE: {
+    schema: z.string().transform((v) => v.toLowerCase()).pipe(z.enum(["session", "chat"])),
+    fallback: "session",
+    hint: "session (the Flask app's widget sessions, the default) or chat " +
+      "(AYD's documented API: newChat, ask with chatid, chat history)",
   },
   AYD_TIMEOUT_MS: {
     schema: integer(1, 3_600_000),
@@ -416,6 +430,7 @@ export function loadConfig(
       aydChatId: values.ASKYOURDATABASE_CHAT_ID as string,
       aydBaseUrl: trimSlash(values.AYD_BASE_URL as string)!,
       aydTimeoutMs: values.AYD_TIMEOUT_MS as number,
+      aydMode: values.AYD_MODE as AydMode,
       host: values.HOST as string,
       port: values.PORT as number,
       maxSmsChars: values.MAX_SMS_CHARS as number,

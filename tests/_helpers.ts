@@ -5,7 +5,7 @@
  */
 import twilio from "twilio";
 import { type Bridge, startBridge } from "../src/bridge.ts";
-import { type Config, loadConfig } from "../src/config.ts";
+import { type AydMode, type Config, loadConfig } from "../src/config.ts";
 import type { JobBackend } from "../src/jobs/jobs.ts";
 import { openKv } from "../src/storage/mod.ts";
 import { createLogger } from "../src/log.ts";
@@ -114,6 +114,8 @@ export function postForm(
 export async function startTestBridge(
   options: {
     backend?: TestBackend;
+    /** How the bridge reaches AYD (default `session`). */
+    mode?: AydMode;
     env?: Record<string, string>;
     signUrl?: string;
     ayd?: Partial<FakeAydOptions>;
@@ -132,6 +134,7 @@ export async function startTestBridge(
   const result = loadConfig(testEnv({
     AYD_BASE_URL: ayd.url,
     TWILIO_API_BASE_URL: fakeTwilio.url,
+    AYD_MODE: options.mode ?? "session",
     ...store.env,
     ...options.env,
   }));
@@ -199,6 +202,32 @@ export const KV_CONNECT_TOKEN = "test-kv-connect-token";
 /** Registers `fn` once per setting of {@linkcode BACKENDS}, named in the test's name. */
 export function testEveryBackend(name: string, fn: (backend: TestBackend) => Promise<void>) {
   for (const backend of BACKENDS) Deno.test(`${name} [${backend}]`, () => fn(backend));
+}
+
+/**
+ * The backend chat mode runs on. The AYD mode and the job backend meet only
+ * in the conversation handler, so chat mode runs once, not once per backend:
+ * on `outbox`, the backend of Deno Deploy and KV Connect, where a crashed
+ * process's lanes are found by sweeps.
+ */
+export const CHAT_MODE_BACKEND: TestBackend = "outbox";
+
+/**
+ * Registers `fn` for session mode on every backend (as
+ * {@linkcode testEveryBackend}) and once more for chat mode on
+ * {@linkcode CHAT_MODE_BACKEND}.
+ */
+export function testEverySetting(
+  name: string,
+  fn: (backend: TestBackend, mode: AydMode) => Promise<void>,
+) {
+  testEveryBackend(name, (backend) => fn(backend, "session"));
+  Deno.test(`${name} [chat mode, ${CHAT_MODE_BACKEND}]`, () => fn(CHAT_MODE_BACKEND, "chat"));
+}
+
+/** How many times AYD was asked to open a conversation: sessions, or chats. */
+export function conversationsOpened(t: TestBridge): number {
+  return t.config.aydMode === "chat" ? t.ayd.chats.length : t.ayd.sessions.length;
 }
 
 /** A test's KV: the environment that points a bridge at it. */

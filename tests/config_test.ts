@@ -270,3 +270,15 @@ Deno.test("config - a TRANSCRIBE_API_KEY without TRANSCRIBE_URL is a mistake, no
   assert.match(result.problems[0], /^TRANSCRIBE_URL is missing: TRANSCRIBE_API_KEY is set/);
   assert.doesNotMatch(result.problems.join("\n"), /sk-1/, "the key is not repeated");
 });
+
+Deno.test("config - AYD_MODE: session by default (the Flask app's protocol), chat on request, nothing else", () => {
+  const byDefault = loadConfig(VALID);
+  assert.ok(byDefault.ok);
+  assert.equal(byDefault.config.aydMode, "session");
+  const chat = loadConfig({ ...VALID, AYD_MODE: " Chat " });
+  assert.ok(chat.ok);
+  assert.equal(chat.config.aydMode, "chat");
+  const bad = loadConfig({ ...VALID, AYD_MODE: "api" });
+  assert.ok(!bad.ok);
+  assert.match(bad.problems[0], /^AYD_MODE is invalid: it must be session .* or chat/);
+});

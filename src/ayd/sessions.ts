@@ -1,31 +1,44 @@
 /**
- * Each WhatsApp number's AYD conversation, kept in Deno KV under
- * `["sessions", "+E164"]` for as long as its token lives.
+ * Each WhatsApp number's AYD conversation in session mode, kept in Deno KV
+ * under `["sessions", "+E164"]` for as long as its token lives.
  *
  * @module
  */
 import { expireAt } from "../storage/mod.ts";
 import type { AydToken } from "./client.ts";
+import type { Asker, AydIdentity } from "./identity.ts";
+import { singleFlight } from "./_single_flight.ts";
 
 /** A stored AYD session; times are Unix milliseconds. */
 export interface AydSession {
   token: string;
   expiresAt: number;
   createdAt: number;
+  /**
+   * The fingerprint of the identity it was opened as; absent for the
+   * made-up default identity (and for every session of earlier versions).
+   */
+  identity?: string;
   /** The text an imported `ayd_sessions.csv` row had, written back as it was. */
   source?: { expiresAt?: string; createdAt?: string };
 }
 
-/** Opens a new AYD session for a phone number. */
+/** Opens a new AYD session for a phone number, as `identity` (default: the made-up one). */
 export type OpenSession = (
   phone: string,
   signal?: AbortSignal,
+  identity?: AydIdentity,
 ) => Promise<AydToken>;
 
 /** Phone → AYD session, shared by every instance through KV. */
 export interface SessionStore {
-  /** The live session of `phone`, opening and storing one when absent. */
-  getOrCreate(phone: string, signal?: AbortSignal): Promise<AydSession>;
+  /**
+   * The live session of `phone` for `asker` (default: the made-up identity),
+   * opening and storing one when there is none, or when the one stored was
+   * opened as someone else: AYD fixes a session's context variables when it
+   * opens it.
+   */
+  getOrCreate(phone: string, signal?: AbortSignal, asker?: Asker): Promise<AydSession>;
   /**
    * Replaces the session whose token AYD refused. When another job already
    * replaced it, that newer session is returned instead of opening a third.
@@ -34,6 +47,7 @@ export interface SessionStore {
     phone: string,
     refusedToken: string,
     signal?: AbortSignal,
+    asker?: Asker,
   ): Promise<AydSession>;
   /** Forgets the session of `phone`; its next question opens a new one. */
   drop(phone: string): Promise<void>;
@@ -50,8 +64,8 @@ export const sessionKey = (phone: string): Deno.KvKey => ["sessions", phone];
  * @example
  * ```ts
  * const sessions = createSessionStore(kv, {
- *   open: (phone, signal) =>
- *     createAydSession(aydOptions, phone, { now: Date.now(), signal }),
+ *   open: (phone, signal, identity) =>
+ *     createAydSession(aydOptions, phone, { now: Date.now(), signal, identity }),
  * });
  * const { token } = await sessions.getOrCreate("+15551234567");
  * ```
@@ -61,45 +75,38 @@ export function createSessionStore(
   deps: { open: OpenSession; now?: () => number },
 ): SessionStore {
   const now = deps.now ?? Date.now;
-  const inFlight = new Map<string, Promise<AydSession>>();
-
-  /** Runs one replacement per phone at a time in this process. */
-  function singleFlight(phone: string, work: () => Promise<AydSession>) {
-    const running = inFlight.get(phone);
-    if (running) return running;
-    const started = work().finally(() => inFlight.delete(phone));
-    inFlight.set(phone, started);
-    return started;
-  }
+  const once = singleFlight<AydSession>();
 
   async function replace(
     phone: string,
     current: Deno.KvEntryMaybe<AydSession>,
     signal?: AbortSignal,
+    asker?: Asker,
   ): Promise<AydSession> {
-    const opened = await deps.open(phone, signal);
+    const opened = await deps.open(phone, signal, asker?.identity);
     const session: AydSession = { ...opened, createdAt: now() };
+    if (asker) session.identity = asker.fingerprint;
     const op = kv.atomic().check(current).set(sessionKey(phone), session);
     const result = await expireAt(op, sessionKey(phone), session.expiresAt).commit();
     if (result.ok) return session;
     // Another instance stored one first: use it, so the number keeps one.
     const winner = await kv.get<AydSession>(sessionKey(phone));
-    return isLive(winner.value, now()) ? winner.value : session;
+    return usable(winner.value, now(), asker) ? winner.value : session;
   }
 
   return {
-    async getOrCreate(phone, signal) {
+    async getOrCreate(phone, signal, asker) {
       const entry = await kv.get<AydSession>(sessionKey(phone));
-      if (isLive(entry.value, now())) return entry.value;
-      return singleFlight(phone, () => replace(phone, entry, signal));
+      if (usable(entry.value, now(), asker)) return entry.value;
+      return once(phone, () => replace(phone, entry, signal, asker));
     },
-    renew(phone, refusedToken, signal) {
-      return singleFlight(phone, async () => {
+    renew(phone, refusedToken, signal, asker) {
+      return once(phone, async () => {
         const entry = await kv.get<AydSession>(sessionKey(phone));
-        if (isLive(entry.value, now()) && entry.value.token !== refusedToken) {
+        if (usable(entry.value, now(), asker) && entry.value.token !== refusedToken) {
           return entry.value;
         }
-        return replace(phone, entry, signal);
+        return replace(phone, entry, signal, asker);
       });
     },
     async drop(phone) {
@@ -108,7 +115,14 @@ export function createSessionStore(
   };
 }
 
-/** KV keeps expired keys readable for a while; their `expiresAt` decides. */
-function isLive(session: AydSession | null, now: number): session is AydSession {
-  return session !== null && session.expiresAt > now;
+/**
+ * Live (KV keeps expired keys readable for a while; `expiresAt` decides),
+ * and opened as the one asking now.
+ */
+function usable(
+  session: AydSession | null,
+  now: number,
+  asker: Asker | undefined,
+): session is AydSession {
+  return session !== null && session.expiresAt > now && session.identity === asker?.fingerprint;
 }

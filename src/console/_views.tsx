@@ -21,7 +21,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.9em
 .error{background:#fdecea;border:1px solid #f5a39b;padding:.6rem 1rem;border-radius:6px}
 button{font:inherit;padding:.25rem .8rem;cursor:pointer}
 header button{background:none;border:1px solid #8a96a8;color:#fff}
-input[type=password]{font:inherit;padding:.3rem;width:100%;box-sizing:border-box}
+input[type=password],input:not([type]),input[type=email],textarea{font:inherit;padding:.3rem;width:100%;box-sizing:border-box}
 .muted{color:#5d6878;font-size:.9em}
 td{overflow-wrap:anywhere}
 @media (max-width:40rem){
@@ -51,6 +51,7 @@ export const Layout: FC<{ title: string; csrf?: string; children?: Child }> = (p
             <a href="/admin">Overview</a>
             <a href="/admin/console/jobs">Recent jobs</a>
             <a href="/admin/console/dead-letters">Dead letters</a>
+            <a href="/admin/console/people">People</a>
             <a href="/admin/sessions.csv">ayd_sessions.csv</a>
             <form method="post" action="/admin/logout">
               <input type="hidden" name="csrf" value={props.csrf} />
@@ -114,6 +115,9 @@ export const OverviewPage: FC<{
   storageTrouble?: string;
   /** Signature mismatches explained: the URL Twilio signed, per route. */
   urlHints?: UrlHint[];
+  aydMode: "session" | "chat";
+  /** Why AYD refuses the bridge's credentials, if it does. */
+  aydProblem?: string;
 }> = (p) => {
   if (!p.overview.ok) {
     return (
@@ -134,7 +138,11 @@ export const OverviewPage: FC<{
         <table>
           <Row
             name="Status"
-            value={p.storageTrouble ? `degraded: writes fail (${p.storageTrouble})` : "ok"}
+            value={p.storageTrouble
+              ? `degraded: writes fail (${p.storageTrouble})`
+              : p.aydProblem
+              ? `degraded: ${p.aydProblem}`
+              : "ok"}
           />
           <Row name="Job backend" value={p.backend} />
           <Row name="Pending jobs" value={counted(stats.pendingJobs)} />
@@ -163,10 +171,25 @@ export const OverviewPage: FC<{
         </p>
       </section>
       <section id="sessions">
-        <h2>AYD sessions</h2>
+        <h2>AYD</h2>
+        {p.aydMode === "chat"
+          ? (
+            <p>
+              Chat mode (AYD's documented API): <span id="chat-count">{counted(stats.chats)}</span>
+              {" "}
+              numbers have a chat.
+            </p>
+          )
+          : (
+            <p>
+              Session mode (the Flask app's widget sessions):{" "}
+              <span id="session-count">{counted(stats.sessions)}</span> numbers have a session.{" "}
+              <a href="/admin/sessions.csv">Download ayd_sessions.csv</a>
+            </p>
+          )}
         <p>
-          <span id="session-count">{counted(stats.sessions)}</span> numbers have a session.{" "}
-          <a href="/admin/sessions.csv">Download ayd_sessions.csv</a>
+          <span id="people-count">{counted(stats.people)}</span> people in the directory.{" "}
+          <a href="/admin/console/people">Manage people</a>
         </p>
       </section>
       <section id="delivery-failures">

@@ -21,6 +21,7 @@ import {
 import { type Logger, maskPhone } from "../log.ts";
 import { exportSessionsCsvStream, sessionKey } from "../ayd/mod.ts";
 import type { UrlHint } from "../webhook/mod.ts";
+import { mountPeopleApi } from "./people_api.ts";
 
 /** What the admin API needs. */
 export interface AdminDeps {
@@ -35,7 +36,16 @@ export interface AdminDeps {
   storageTrouble?: () => string | undefined;
   /** The URLs Twilio signed that differ from the configured ones; the overview shows them. */
   urlHints?: () => UrlHint[];
+  /** How AYD is reached; the overview shows it. */
+  aydMode?: "session" | "chat";
+  /** Why AYD refuses the bridge's credentials, if it does; the overview shows it. */
+  aydProblem?: () => string | undefined;
+  /** `ALLOWED_NUMBERS` is unset: the directory, once not empty, lists who may ask. */
+  directoryGates?: boolean;
 }
+
+/** The downloads the console links to, which a browser fetches with its cookie. */
+const CONSOLE_DOWNLOADS = ["/admin/sessions.csv", "/admin/people.csv"];
 
 /**
  * Creates the admin sub-app.
@@ -60,8 +70,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
     }
     const header = c.req.header("authorization") ?? "";
     const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-    // The console links to the CSV download, which a browser fetches with its cookie.
-    const viaConsole = !header && c.req.method === "GET" && c.req.path === "/admin/sessions.csv" &&
+    // The console links to the CSV downloads, which a browser fetches with its cookie.
+    const viaConsole = !header && c.req.method === "GET" &&
+      CONSOLE_DOWNLOADS.includes(c.req.path) &&
       await readSession(deps.kv, c, deps.now()) !== undefined;
     if (!viaConsole && !isAdminToken(given)) {
       const failures = lockout.fail(address);
@@ -92,6 +103,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
     deps.log.info("admin.session_dropped", { from: maskPhone(phone) });
     return c.body(null, 204);
   });
+
+  mountPeopleApi(admin, deps);
 
   admin.get("/dead-letters", async (c) => {
     const letters = await Array.fromAsync(deps.kv.list<DeadLetter>({ prefix: ["dead_letters"] }));

@@ -29,6 +29,7 @@ import {
 } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 import type { UrlHint } from "../webhook/mod.ts";
+import { mountPeoplePages } from "./people_pages.tsx";
 
 /** What the console needs; the lockout is the admin API's, shared. */
 export interface ConsoleDeps {
@@ -41,6 +42,11 @@ export interface ConsoleDeps {
   storageTrouble?: () => string | undefined;
   /** The URLs Twilio signed that differ from the configured ones. */
   urlHints?: () => UrlHint[];
+  /** How AYD is reached, and why it refuses the bridge's credentials, if it does. */
+  aydMode?: "session" | "chat";
+  aydProblem?: () => string | undefined;
+  /** `ALLOWED_NUMBERS` is unset: the directory, once not empty, lists who may ask. */
+  directoryGates?: boolean;
   lockout: Lockout;
   isAdminToken: (given: string) => boolean;
 }
@@ -111,6 +117,8 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
         overview={overview}
         storageTrouble={deps.storageTrouble?.()}
         urlHints={deps.urlHints?.() ?? []}
+        aydMode={deps.aydMode ?? "session"}
+        aydProblem={deps.aydProblem?.()}
       />,
       overview.ok ? 200 : 503,
     );
@@ -143,6 +151,16 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
     }
     const query = new URLSearchParams({ retry: outcome, sid });
     return c.redirect(`/admin/console/dead-letters?${query}`, 303);
+  });
+
+  mountPeoplePages(app, {
+    kv,
+    log,
+    now: deps.now,
+    directoryGates: deps.directoryGates ?? true,
+    page,
+    post,
+    small,
   });
 
   app.get("/login", async (c) => {

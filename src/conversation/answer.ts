@@ -1,28 +1,25 @@
 /**
- * What a message gets back: AYD's answer in the sender's conversation, a
- * command's reply, or a note that only text is understood. Failures become
- * the Flask app's user-facing texts, marked transient when a retry may help.
+ * What a message gets back: AYD's answer in the sender's conversation, asked
+ * as the person the directory says the number belongs to, a command's reply,
+ * or a note that only text is understood. Failures become the Flask app's
+ * user-facing texts, marked transient when a retry may help.
  *
  * @module
  */
-import { type AydAnswer, AydError, type SessionStore } from "../ayd/mod.ts";
-import { COMMAND_REPLIES, parseCommand } from "./commands.ts";
+import type { AydAnswer, AydMessage, AydRefusals, ChatStore, SessionStore } from "../ayd/mod.ts";
+import { commandReply, parseCommand } from "./commands.ts";
 import type { MessageRecord } from "../jobs/mod.ts";
-import { describeError, type Logger } from "../log.ts";
+import type { Logger } from "../log.ts";
 import { expireAt } from "../storage/mod.ts";
+import { whoAsks } from "./_identity.ts";
+import { askInSession } from "./_ask_session.ts";
+import { askInChat } from "./_ask_chat.ts";
+import type { Reply } from "./_replies.ts";
 
-/** What users read when there is no answer to give. */
-export const REPLIES = {
-  empty: "I processed your request but have no specific response to share.",
-  noSession: "Sorry, I couldn't establish a conversation session. Please try again.",
-  renewalFailed: "Sorry, I'm having trouble maintaining our conversation. Please try again.",
-  timeout: "Sorry, the request took too long. Please try again.",
-  failure: "Sorry, something went wrong. Please try again.",
-  cutShort: "Sorry, the rest of this answer was lost on the way. Please ask again.",
-  notText:
-    "I can only read text messages, not photos, voice notes, stickers, locations or contacts. " +
-    'Please type your question, for example: "How many orders shipped late last week?"',
-} as const;
+export type { Reply } from "./_replies.ts";
+
+export { REPLIES } from "./_replies.ts";
+import { REPLIES } from "./_replies.ts";
 
 /**
  * The notice for a refused message, at most one per number and window
@@ -33,8 +30,8 @@ async function refusalNotice(
   kv: Deno.Kv,
   record: MessageRecord,
   deniedReply: string,
+  refusal = record.refusal!,
 ): Promise<Reply> {
-  const refusal = record.refusal!;
   const window = refusal.kind === "denied"
     ? Math.floor(record.receivedAt / 86_400_000)
     : refusal.until;
@@ -53,32 +50,70 @@ export function rateLimitNotice(refusal: { window: "minute" | "day"; until: numb
     : `You've reached today's limit of questions. Please try again after ${at} UTC tomorrow.`;
 }
 
-/** A reply to send, and how it came about. */
-export interface Reply {
-  text: string;
-  outcome: NonNullable<MessageRecord["outcome"]>;
-  /** Charts AYD drew, sent as media after the text. */
-  imageUrls?: string[];
-  reason?: string;
-  /** A failure that may pass if tried again later. */
-  transient?: boolean;
-}
-
-/** What answering needs. */
-export interface AnswerDeps {
-  kv: Deno.Kv;
-  /** For numbers not allowed, at most once a day; "" = silence. */
-  deniedReply: string;
+/** Session mode: the Flask app's widget sessions, each with its access token. */
+export interface SessionMode {
+  mode: "session";
   sessions: SessionStore;
-  /** Asks AYD; `onText` sees the answer's Markdown as it streams in. */
+  /** Asks AYD in the session of `token`; `onText` sees the answer's Markdown as it streams in. */
   ask: (
     token: string,
     question: string,
     signal: AbortSignal,
     onText?: (delta: string) => void,
   ) => Promise<AydAnswer>;
+  refusals?: AydRefusals;
+}
+
+/** Chat mode: AYD's documented API, a chat per number and the API key on every call. */
+export interface ChatMode {
+  mode: "chat";
+  chats: ChatStore;
+  /** Asks in `chat.chatid` as `chat.properties`; `onText` sees the Markdown as it streams in. */
+  ask: (
+    chat: { chatid: string; properties?: Record<string, unknown> },
+    question: string,
+    signal: AbortSignal,
+    onText?: (delta: string) => void,
+  ) => Promise<AydAnswer>;
+  /** One page of the chat's history, newest first, before an ISO time when given. */
+  history: (chatid: string, before?: string, signal?: AbortSignal) => Promise<AydMessage[]>;
+  refusals: AydRefusals;
+}
+
+/** Where a question is about to be asked in chat mode: the chat and its newest message then. */
+export interface AskedIn {
+  chatid: string;
+  /** The newest message before the question; `null`: the chat was empty; absent: unknown. */
+  anchor?: string | null;
+}
+
+/**
+ * Called just before a question goes to AYD in chat mode, to save where it
+ * is asked (so that an interrupted ask can be looked up in the history);
+ * false = the lease is lost and it must not be asked.
+ */
+export type BeforeAsk = (askedIn: AskedIn) => Promise<boolean>;
+
+/** What answering needs. */
+export interface AnswerDeps {
+  kv: Deno.Kv;
+  /** For numbers not allowed, at most once a day; "" = silence. */
+  deniedReply: string;
+  ayd: SessionMode | ChatMode;
+  /** `ALLOWED_NUMBERS` is unset: a directory that is not empty lists who may ask. */
+  directoryGates: boolean;
   log: Logger;
   aydTimeoutMs: number;
+}
+
+/** What one ask works with, whichever the mode. */
+export interface AskContext {
+  record: MessageRecord;
+  fields: Record<string, string | number>;
+  signal: AbortSignal;
+  who: Awaited<ReturnType<typeof whoAsks>>;
+  log: Logger;
+  onText?: (delta: string) => void;
 }
 
 /**
@@ -95,65 +130,51 @@ export async function composeReply(
   record: MessageRecord,
   fields: Record<string, string | number>,
   onText?: (delta: string) => void,
+  beforeAsk?: BeforeAsk,
 ): Promise<Reply> {
   if (record.refusal) return await refusalNotice(deps.kv, record, deps.deniedReply);
   if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
   const command = parseCommand(record.body);
-  if (command === "reset") await deps.sessions.drop(record.phone);
-  if (command) return { text: COMMAND_REPLIES[command], outcome: "command" };
-  return await askAyd(deps, record, fields, onText);
+  if (command === "reset") await forget(deps.ayd, record.phone);
+  if (command) return { text: commandReply(command, deps.ayd.mode), outcome: "command" };
+  const who = await whoAsks(deps.kv, record.phone, { directoryGates: deps.directoryGates });
+  if (who.refused) {
+    // Admitted while listed, removed since: the person's access went with them.
+    deps.log.info("ask.refused", { ...fields, reason: "not_in_directory" });
+    return await refusalNotice(deps.kv, record, deps.deniedReply, { kind: "denied" });
+  }
+  return await askAyd(deps, record, fields, who, onText, beforeAsk);
 }
 
-/** Asks AYD within the time budget, renewing an expired session once. */
+function forget(ayd: AnswerDeps["ayd"], phone: string): Promise<void> {
+  return ayd.mode === "chat" ? ayd.chats.drop(phone) : ayd.sessions.drop(phone);
+}
+
+/** Asks AYD within the time budget, in the number's session or chat. */
 async function askAyd(
   deps: AnswerDeps,
   record: MessageRecord,
   fields: Record<string, string | number>,
+  who: AskContext["who"],
   onText?: (delta: string) => void,
+  beforeAsk?: BeforeAsk,
 ): Promise<Reply> {
   const started = performance.now();
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), deps.aydTimeoutMs);
-  const { signal } = controller;
-  const fail = (error: unknown, text: string): Reply => ({
-    text: error instanceof AydError && error.kind === "timeout" ? REPLIES.timeout : text,
-    outcome: "failed",
-    reason: describeError(error),
-    transient: isTransient(error),
-  });
-  const reply = await (async (): Promise<Reply> => {
-    let session;
-    try {
-      session = await deps.sessions.getOrCreate(record.phone, signal);
-    } catch (error) {
-      return fail(error, REPLIES.noSession);
-    }
-    let answer: AydAnswer;
-    try {
-      deps.log.info("ask.started", fields);
-      answer = await deps.ask(session.token, record.body, signal, onText);
-    } catch (error) {
-      if (!(error instanceof AydError && error.kind === "unauthorized")) {
-        return fail(error, REPLIES.failure);
-      }
-      deps.log.info("session.renewing", fields);
-      try {
-        session = await deps.sessions.renew(record.phone, session.token, signal);
-      } catch (renewError) {
-        return fail(renewError, REPLIES.renewalFailed);
-      }
-      try {
-        // A 401 comes before any text, so `onText` has seen nothing yet.
-        answer = await deps.ask(session.token, record.body, signal, onText);
-      } catch (retryError) {
-        const refusedAgain = retryError instanceof AydError && retryError.kind === "unauthorized";
-        return fail(retryError, refusedAgain ? REPLIES.renewalFailed : REPLIES.failure);
-      }
-    }
-    const text = answer.text.trim();
-    if (text === "") return { text: REPLIES.empty, outcome: "empty", imageUrls: answer.imageUrls };
-    return { text, outcome: "answered", imageUrls: answer.imageUrls };
-  })().finally(() => clearTimeout(timer));
+  const context: AskContext = {
+    record,
+    fields,
+    signal: controller.signal,
+    who,
+    log: deps.log,
+    onText,
+  };
+  const reply =
+    await (deps.ayd.mode === "chat"
+      ? askInChat(context, deps.ayd, beforeAsk)
+      : askInSession(context, deps.ayd)).finally(() => clearTimeout(timer));
+  if (reply.lost) return reply;
   // A failed ask is usually a setting (key, chatbot) or AYD itself: worth a warning.
   const logAt = reply.outcome === "failed" ? deps.log.warn : deps.log.info;
   logAt("ask.finished", {
@@ -163,11 +184,4 @@ async function askAyd(
     reason: reply.reason,
   });
   return reply;
-}
-
-/** Timeouts, network trouble, 429 and 5xx may pass; other answers will not. */
-function isTransient(error: unknown): boolean {
-  if (!(error instanceof AydError)) return false;
-  if (error.kind === "timeout" || error.kind === "network") return true;
-  return error.kind === "http" && (error.status === 429 || (error.status ?? 0) >= 500);
 }

@@ -29,7 +29,7 @@ export function parseCommand(body: string): Command | undefined {
   return COMMANDS[body.trim().toLowerCase().replace(/[.!]$/, "")];
 }
 
-/** What the bridge answers to each command. */
+/** What the bridge answers to each command (in session mode; see {@linkcode commandReply}). */
 export const COMMAND_REPLIES: Record<Command, string> = {
   reset: "Done: I started a new conversation. Ask me anything about your data.",
   help: [
@@ -40,3 +40,20 @@ export const COMMAND_REPLIES: Record<Command, string> = {
     "Send *reset* to start a new conversation, *help* to see this again.",
   ].join("\n"),
 };
+
+/**
+ * The reply to `command` in `mode`: a chat mode chat does not end after 7
+ * days, so its help says so.
+ *
+ * @example
+ * ```ts
+ * commandReply("help", "chat"); // "… remember our conversation until you send *reset* …"
+ * ```
+ */
+export function commandReply(command: Command, mode: "session" | "chat"): string {
+  if (command !== "help" || mode === "session") return COMMAND_REPLIES[command];
+  return COMMAND_REPLIES.help.replace(
+    "remember our conversation for 7 days.",
+    "remember our conversation until you send *reset*.",
+  );
+}

@@ -3,12 +3,14 @@
  * the reply part by part — the first parts while AYD is still writing the
  * rest. Progress is written to KV under the lane's lease at every step, so a
  * restarted job neither asks again once it has the answer (or once part of it
- * went out) nor resends the parts that went out. Every failure ends in a
+ * went out) nor resends the parts that went out. In chat mode an ask that
+ * was interrupted first looks for its answer in the chat's history. Every failure ends in a
  * message to the user, worded as the Flask app worded it.
  *
  * @module
  */
-import { type AnswerDeps, composeReply, REPLIES } from "./answer.ts";
+import { type AnswerDeps, type AskedIn, composeReply, REPLIES } from "./answer.ts";
+import { recoverAnswer } from "./_recover.ts";
 import { type Backoff, backoffDelay } from "../backoff.ts";
 import {
   count,
@@ -79,7 +81,10 @@ export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
  *
  * @example
  * ```ts
- * const handle = createConversationHandler({ kv, sessions, ask, sender, log, maxSmsChars: 1600, aydTimeoutMs: 60_000, retry });
+ * const handle = createConversationHandler({
+ *   kv, ayd: { mode: "session", sessions, ask }, directoryGates: true, deniedReply: "",
+ *   sender, log, maxSmsChars: 1600, aydTimeoutMs: 60_000, retry, typingIndicator: true, partMarkers: "none",
+ * });
  * ```
  */
 export function createConversationHandler(deps: ConversationDeps): MessageHandler {
@@ -220,8 +225,70 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return queued;
   }
 
+  /**
+   * Chat mode: an interrupted ask whose answer AYD recorded in the chat's
+   * history gets that answer, formatted as if it had streamed, instead of
+   * a second ask. When parts of it went out already, they must be the first
+   * parts of the recorded answer, and the rest follows; otherwise (or when
+   * nothing is recorded) undefined.
+   */
+  async function fromHistory(
+    lease: Lease,
+    queued: MessageRecord,
+  ): Promise<Disposition | Replying | undefined> {
+    const text = await recoverAnswer(deps, queued, fieldsOf(queued));
+    if (text === undefined) return undefined;
+    const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
+    const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
+    const stream = createPartStream(
+      room,
+      (error) => log.warn("format.fallback", { ...fieldsOf(queued), reason: describeError(error) }),
+      { maxParts: MAX_REPLY_PARTS },
+    );
+    let texts = [...stream.push(text), ...stream.end()];
+    // An answer whose Markdown formats to nothing gets the empty answer's wording, as when streamed.
+    if (texts.length === 0) texts = splitMessage(REPLIES.empty, room);
+    texts = limitParts(texts, room, splitMessage);
+    const parts = texts.map((t, i) => ({ body: labelPart(t, i, texts.length, deps.partMarkers) }));
+    const sent = queued.sentParts ?? 0;
+    for (let i = 0; i < sent; i++) {
+      const earlier = await kv.get<ReplyPart>(replyPartKey(queued.messageSid, i));
+      if (
+        i >= texts.length ||
+        earlier.value?.body !== labelPart(texts[i], i, undefined, deps.partMarkers)
+      ) {
+        log.info("ask.not_recovered", {
+          ...fieldsOf(queued),
+          found: "answered",
+          reason: "parts sent differ",
+        });
+        return undefined;
+      }
+    }
+    const { askedIn: _, ...rest } = queued;
+    const replying: MessageRecord = {
+      ...rest,
+      state: "replying",
+      parts: parts.length,
+      sentParts: sent,
+      outcome: "answered",
+      lastError: undefined,
+    };
+    const saved = await save(lease, replying, (op) => {
+      for (let i = sent; i < parts.length; i++) {
+        op.set(replyPartKey(queued.messageSid, i), parts[i]);
+      }
+      return op;
+    });
+    return saved ? { record: replying, parts: new Map(parts.map((part, i) => [i, part])) } : "lost";
+  }
+
   async function ask(lease: Lease, queued: MessageRecord): Promise<Disposition | Replying> {
     if (queued.state === "asking") queued = await resumeAsking(queued);
+    if (queued.state === "asking" && queued.askedIn) {
+      const recovered = await fromHistory(lease, queued);
+      if (recovered) return recovered;
+    }
     const alreadySent = queued.sentParts ?? 0;
     if (queued.state === "asking" && alreadySent > 0) {
       // Stopped mid-stream: asking again would repeat the parts the user has.
@@ -231,7 +298,9 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       // Interrupted that often, the message itself may be what kills the process.
       return replyWith(lease, queued, REPLIES.failure, "interrupted too many times");
     }
-    const record: MessageRecord = { ...queued, state: "asking", attempt: queued.attempt + 1 };
+    // A new attempt asks afresh: where an earlier one asked is no longer its question's place.
+    const { askedIn: _, ...fresh } = queued;
+    const record: MessageRecord = { ...fresh, state: "asking", attempt: queued.attempt + 1 };
     if (!await save(lease, record)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
@@ -257,10 +326,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         op.set(replyPartKey(record.messageSid, index), { body } satisfies ReplyPart),
     });
     const stopTyping = showTyping(deps, record);
+    // Saved in turn with the counts of early parts, so that later saves keep it.
+    const beforeAsk = (askedIn: AskedIn) => early.saveInTurn(() => ({ ...record, askedIn }));
     const reply = await composeReply(deps, record, fieldsOf(record), (delta) => {
       for (const part of stream.push(delta)) early.offer(part, streamed.push(part) - 1);
-    }).finally(stopTyping);
+    }, beforeAsk).finally(stopTyping);
     early.stop();
+    if (reply.lost) return (await early.settled(), "lost");
 
     if (reply.outcome === "failed") {
       const { sent, lost } = await early.settled();

@@ -77,6 +77,13 @@ export interface MessageRecord extends InboundMessage {
    * although it failed (its outcome was unknown): look before resending.
    */
   sendingSince?: number;
+  /**
+   * Chat mode: where the current attempt asks (or asked) its question, the
+   * chat and its newest message just before (`null`: the chat was empty;
+   * absent: not known), so that an interrupted ask can be found in the
+   * chat's history instead of asked again.
+   */
+  askedIn?: { chatid: string; anchor?: string | null };
 }
 
 /**

@@ -50,7 +50,11 @@ export interface Stats {
   lastDay: Record<(typeof METRICS)[number], number>;
   answerTimeMs: { p50: number | null; p95: number | null; samples: number };
   deliveryFailuresByErrorCode: Record<string, number>;
+  /** Numbers with an AYD session (session mode) or chat (chat mode), counted up to 10,000. */
   sessions: number;
+  chats: number;
+  /** People in the directory, counted up to 10,000. */
+  people: number;
   pendingJobs: number;
   deadLetters: number;
 }
@@ -97,6 +101,8 @@ export async function readStats(kv: Deno.Kv, now: number): Promise<Stats> {
     answerTimeMs: { p50: at(0.5), p95: at(0.95), samples: times.length },
     deliveryFailuresByErrorCode: failures,
     sessions: await countUpTo(kv, ["sessions"]),
+    chats: await countUpTo(kv, ["chats"]),
+    people: await countUpTo(kv, ["people"]),
     ...await countJobs(kv),
   };
 }

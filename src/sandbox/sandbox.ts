@@ -27,8 +27,8 @@ export interface SandboxOptions {
   port?: number;
   /**
    * Ask the real AYD configured in this environment (`ASKYOURDATABASE_API_KEY`,
-   * `ASKYOURDATABASE_CHAT_ID`, optional `AYD_BASE_URL`, `AYD_TIMEOUT_MS`)
-   * instead of the demo.
+   * `ASKYOURDATABASE_CHAT_ID`, optional `AYD_BASE_URL`, `AYD_TIMEOUT_MS`,
+   * `AYD_MODE`) instead of the demo, which speaks session mode only.
    */
   realAydEnv?: Record<string, string | undefined>;
   /**
@@ -99,6 +99,7 @@ const AYD_VARIABLES = [
   "ASKYOURDATABASE_CHAT_ID",
   "AYD_BASE_URL",
   "AYD_TIMEOUT_MS",
+  "AYD_MODE",
 ];
 const TRANSCRIBE_VARIABLES = [
   "TRANSCRIBE_URL",

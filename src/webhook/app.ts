@@ -16,8 +16,10 @@ import {
   countJobs,
   type InboundMessage,
   type Jobs,
-  readNumberState,
+  numberKey,
+  type NumberState,
 } from "../jobs/mod.ts";
+import { DIRECTORY_KEY, type DirectoryMeta, directorySize, personKey } from "../people/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
 import { storageErrorClass, type StorageHealth } from "../storage/mod.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
@@ -61,6 +63,10 @@ export interface AppDeps {
   policy: Policy;
   /** Hears of KV writes that fail; `/health` answers 503 while they do. */
   storage?: StorageHealth;
+  /** How AYD is reached, shown by `/health`. */
+  aydMode?: "session" | "chat";
+  /** Why AYD refuses the bridge's credentials, if it does; `/health` answers 503 while it does. */
+  aydProblem?: () => string | undefined;
   /** More routes by mount path: `/admin` with `ADMIN_TOKEN`, the sandbox's `/sandbox`. */
   routes?: Record<string, Hono>;
   /**
@@ -176,9 +182,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
         503,
       );
     }
+    const refused = deps.aydProblem?.();
+    if (refused) {
+      return c.json({
+        status: "degraded",
+        reason: "ayd_refused",
+        hint: refused,
+        jobBackend: deps.jobs.backend,
+        aydMode: deps.aydMode,
+      }, 503);
+    }
     try {
       const counts = await jobCounts();
-      return c.json({ status: "ok", jobBackend: deps.jobs.backend, ...counts, ...about });
+      return c.json({
+        status: "ok",
+        jobBackend: deps.jobs.backend,
+        aydMode: deps.aydMode,
+        ...counts,
+        ...about,
+      });
     } catch (error) {
       c.get("log").error("health.failed", { reason: describeError(error) });
       return c.json({ status: "unavailable", ...about }, 503);
@@ -271,19 +293,25 @@ function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): Middlew
 }
 
 /**
- * Admits and submits a message; a refused one keeps no text and no media. Losing a race
- * on the number's state (another webhook for the same number committed
- * first) means reading it and deciding again: each lost race is another's
- * win, so this ends.
+ * Admits and submits a message; a refused one keeps no text and no media.
+ * The number's state, its person and the directory's size are one read.
+ * Losing a race on the number's state (another webhook for the same number
+ * committed first) means reading it and deciding again: each lost race is
+ * another's win, so this ends.
  */
 async function submit(deps: AppDeps, message: InboundMessage) {
   while (true) {
-    const number = await readNumberState(deps.kv, message.phone);
+    const [number, person, directory] = await deps.kv.getMany<
+      [NumberState, unknown, DirectoryMeta]
+    >(
+      [numberKey(message.phone), personKey(message.phone), DIRECTORY_KEY],
+    );
     const { refusal, counts } = admit(
       number.value?.rate,
       message.phone,
       message.receivedAt,
       deps.policy,
+      { listed: person.versionstamp !== null, size: directorySize(directory.value) },
     );
     // A refused message keeps neither its text nor where its media are.
     const { media: _media, ...withoutMedia } = message;

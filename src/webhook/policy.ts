@@ -1,6 +1,7 @@
 /**
- * Who may ask, and how often: the allowlist and per-number rate limits,
- * counted in KV so every instance shares them.
+ * Who may ask, and how often: the allowlist (or, without one, the people
+ * directory once it is not empty) and per-number rate limits, counted in KV
+ * so every instance shares them.
  *
  * The counts (the current minute's and day's, in fixed UTC windows) live in
  * the number's state (`["numbers", phone]`, see `jobs.ts`), which the
@@ -14,7 +15,7 @@ import type { Refusal } from "../jobs/mod.ts";
 
 /** The admission rules. */
 export interface Policy {
-  /** `+E164` numbers allowed to ask; undefined = everyone. */
+  /** `+E164` numbers allowed to ask; undefined = everyone, or the directory's people when it has any. */
   allowedNumbers: ReadonlySet<string> | undefined;
   perMinute: number;
   perDay: number;
@@ -37,13 +38,16 @@ export interface RateCounts {
 
 /**
  * Decides whether a message from `phone`, arriving at `now`, is asked,
- * given the number's stored counts (`stored`, as read with its state). The
- * caller stores {@linkcode Admission.counts} in the accepting commit, and
- * decides again if that commit loses a race.
+ * given the number's stored counts (`stored`, as read with its state) and
+ * what the directory says (read in the same round trip): whether the number
+ * is in it, and how many people it holds. Without `ALLOWED_NUMBERS`, a
+ * directory that is not empty lists who may ask. The caller stores
+ * {@linkcode Admission.counts} in the accepting commit, and decides again if
+ * that commit loses a race.
  *
  * @example
  * ```ts
- * const { refusal, counts } = admit(state.value?.rate, "+15551234567", Date.now(), policy);
+ * const { refusal, counts } = admit(state.value?.rate, "+15551234567", Date.now(), policy, { listed: true, size: 40 });
  * ```
  */
 export function admit(
@@ -51,11 +55,13 @@ export function admit(
   phone: string,
   now: number,
   policy: Policy,
+  directory: { listed: boolean; size: number } = { listed: false, size: 0 },
 ): Admission {
   const previous = isRateCounts(stored) ? stored : undefined;
-  if (policy.allowedNumbers && !policy.allowedNumbers.has(phone)) {
-    return { refusal: { kind: "denied" }, counts: previous };
-  }
+  const allowed = policy.allowedNumbers
+    ? policy.allowedNumbers.has(phone)
+    : directory.size === 0 || directory.listed;
+  if (!allowed) return { refusal: { kind: "denied" }, counts: previous };
   const current = (window: "minute" | "day") => {
     const index = Math.floor(now / WINDOWS[window]);
     const counted = previous?.[window];

@@ -88,3 +88,32 @@ Deno.test("ayd client - an error text never carries the API key or the user's nu
   assert.match(error.message, /\+\*{7}4567/, "the number masked, as in every log line");
   assert.ok(error.message.length < 250, `${error.message.length} characters`);
 });
+
+Deno.test("ayd client - a session is opened as the person given, properties only when they have some", async () => {
+  await using ayd = await startFakeAyd(OPTIONS);
+  const options = { ...OPTIONS, baseUrl: ayd.url };
+  const identity = {
+    name: "Ada Lovelace",
+    email: "ada@example.com",
+    properties: { region: "north" },
+  };
+  await createAydSession(options, "+15551234567", { now: Date.now(), identity });
+  await createAydSession(options, "+15551234567", {
+    now: Date.now(),
+    identity: { name: "Ada Lovelace", email: "ada@example.com" },
+  });
+  await createAydSession(options, "+15557654321", { now: Date.now() });
+  assert.deepEqual(
+    ayd.sessions.map(({ name, email, properties }) => ({ name, email, properties })),
+    [
+      { ...identity },
+      { name: "Ada Lovelace", email: "ada@example.com", properties: undefined },
+      {
+        name: "WhatsApp User +15557654321",
+        email: "wa15557654321@example.com",
+        properties: undefined,
+      },
+    ],
+  );
+  assert.ok(!("properties" in ayd.sessions[1]), "no properties field was sent");
+});

@@ -89,3 +89,31 @@ Deno.test("sessions - a failed opening is reported and not stored", async () => 
   await assert.rejects(store.getOrCreate(PHONE), /AYD down/);
   assert.equal((await kv.get(sessionKey(PHONE))).value, null);
 });
+
+Deno.test("sessions - opened as the person asking; a changed identity replaces the session", async () => {
+  using kv = await openTestKv();
+  const opened: unknown[] = [];
+  let n = 0;
+  const store = createSessionStore(kv, {
+    open: (_phone, _signal, identity) => {
+      opened.push(identity);
+      return Promise.resolve({ token: `tok-${++n}`, expiresAt: Date.now() + DAY });
+    },
+  });
+  const north = {
+    identity: { name: "Ada", email: "ada@example.com", properties: { region: "north" } },
+    fingerprint: "f1",
+  };
+  const south = {
+    identity: { ...north.identity, properties: { region: "south" } },
+    fingerprint: "f2",
+  };
+  const legacy = await store.getOrCreate(PHONE);
+  const asNorth = await store.getOrCreate(PHONE, undefined, north);
+  assert.notEqual(asNorth.token, legacy.token, "a default session is not the person's");
+  assert.equal((await store.getOrCreate(PHONE, undefined, north)).token, asNorth.token);
+  const asSouth = await store.getOrCreate(PHONE, undefined, south);
+  assert.notEqual(asSouth.token, asNorth.token);
+  assert.deepEqual(opened, [undefined, north.identity, south.identity]);
+  assert.equal((await kv.get<AydSession>(sessionKey(PHONE))).value?.identity, "f2");
+});

@@ -78,7 +78,39 @@ Deno.test("Console in a browser - the Retry button puts a dead letter back in li
   assert.deepEqual(await textsOf(page, "#dead-letters"), [], "the list is empty");
   assert.deepEqual(await textsOf(page, "#no-dead-letters"), ["No dead letters."]);
   const replies = await t.twilio.waitForMessages(USER, 2);
+
   assert.equal(replies[1].body, "Answer to: later please");
+});
+
+Deno.test("Console in a browser - a person is added with the People form, listed, and removed with its button", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  await using browser = await launchBrowser();
+  const page = await openTab(browser);
+  await page.goto(`${t.url}/admin/login`);
+  await signIn(page, TOKEN);
+  await Promise.all([page.waitForNavigation(), page.click("a[href='/admin/console/people']")]);
+  assert.equal(await title(page), "People");
+
+  await page.type("#phone", "+15551234567");
+  await page.type("#name", "Ada Lovelace");
+  await page.type("#email", "ada@example.com");
+  await page.type("#properties", '{"region":"north"}');
+  await Promise.all([page.waitForNavigation(), page.click("#add-person button[type=submit]")]);
+  assert.deepEqual(await textsOf(page, "[role=status]"), ["+15551234567 added."]);
+  const rows = await textsOf(page, "#people tr");
+  assert.equal(rows.length, 2, "a header and Ada");
+  assert.ok(rows[1].includes("Ada Lovelace") && rows[1].includes('{"region":"north"}'));
+
+  await t.sendWhatsApp({ From: USER, Body: "my orders?" });
+  await t.twilio.waitForMessages(USER, 1);
+  assert.equal(t.ayd.sessions[0].name, "Ada Lovelace", "she asks as herself");
+
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click("button[aria-label='Remove +15551234567']"),
+  ]);
+  assert.deepEqual(await textsOf(page, "[role=status]"), ["+15551234567 removed."]);
+  assert.deepEqual(await textsOf(page, "#no-people"), ["Nobody yet."]);
 });
 
 /** Whether anything on the page reaches past the viewport's right edge. */

@@ -18,8 +18,19 @@ const MASKED = "+*******4567";
 const STATUS_URL = "https://bridge.example.com/twilio/status";
 
 /** Every console page and form, as a browser would reach them. */
-const PAGES = ["/admin", "/admin/console/jobs", "/admin/console/dead-letters"];
-const FORMS = ["/admin/logout", `/admin/console/dead-letters/SM${"4".repeat(32)}/retry`];
+const PAGES = [
+  "/admin",
+  "/admin/console/jobs",
+  "/admin/console/dead-letters",
+  "/admin/console/people",
+];
+const FORMS = [
+  "/admin/logout",
+  `/admin/console/dead-letters/SM${"4".repeat(32)}/retry`,
+  "/admin/console/people",
+  "/admin/console/people/%2B15551234567/remove",
+  "/admin/console/people/import",
+];
 
 function get(t: TestBridge, path: string, cookie?: string, headers: HeadersInit = {}) {
   const all = new Headers(headers);
@@ -93,9 +104,11 @@ Deno.test("Console - every page and form refuses without a session, bearer or fo
       await response.body?.cancel();
     }
   }
-  const csv = await get(t, "/admin/sessions.csv", forged);
-  assert.equal(csv.status, 401);
-  await csv.body?.cancel();
+  for (const download of ["/admin/sessions.csv", "/admin/people.csv"]) {
+    const csv = await get(t, download, forged);
+    assert.equal(csv.status, 401, download);
+    await csv.body?.cancel();
+  }
   const login = await get(t, "/admin/login");
   assert.equal(login.status, 200);
   assert.match(await login.text(), /<form method="post" action="\/admin\/login">/);
@@ -294,4 +307,97 @@ Deno.test("Console - the overview names the URL Twilio signed until a webhook pa
   assert.equal(passed.status, 200);
   await passed.body?.cancel();
   assert.doesNotMatch(await html(t, "/admin", cookie), /id="url-hint-/);
+});
+
+Deno.test("Console - the People page adds, changes, imports and removes people through its forms", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  const { cookie } = await signIn(t);
+  const page = await html(t, "/admin/console/people", cookie);
+  assert.match(page, /<p id="no-people">Nobody yet.<\/p>/);
+  assert.match(page, /The directory is empty and ALLOWED_NUMBERS is unset: anyone may ask./);
+  const csrf = csrfOf(page);
+
+  const form = { csrf, phone: "+15551234567", name: "Ada <Lovelace>", email: "ada@example.com" };
+  const saved = await post(t, "/admin/console/people", {
+    ...form,
+    properties: '{"region":"north"}',
+  }, { cookie });
+  assert.equal(saved.status, 303);
+  assert.equal(
+    saved.headers.get("location"),
+    "/admin/console/people?saved=added&phone=%2B15551234567",
+  );
+  await saved.body?.cancel();
+  const listed = await html(t, saved.headers.get("location")!, cookie);
+  assert.match(listed, /role="status">\+15551234567 added.<\/p>/);
+  assert.match(listed, /<td>Ada &lt;Lovelace&gt;<\/td>/, "escaped");
+  assert.match(listed, /only these people may ask/);
+
+  const bad = await post(t, "/admin/console/people", { ...form, properties: "[1]" }, { cookie });
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /Not saved:.*properties must be a JSON object/s);
+
+  const upload = new FormData();
+  upload.set("csrf", csrf);
+  upload.set(
+    "file",
+    new File(
+      ["phone_number,name,email\r\n+15557654321,Bob,bob@example.com\r\n+1555,X,x@y.z\r\n"],
+      "people.csv",
+    ),
+  );
+  const imported = await fetch(`${t.url}/admin/console/people/import`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { cookie, origin: t.url },
+    body: upload,
+  });
+  assert.equal(imported.status, 200);
+  const report = await imported.text();
+  assert.match(
+    report,
+    /<p id="import-summary">2 rows: added 1, updated 0, unchanged 0, removed 0, invalid 1.<\/p>/,
+  );
+  assert.match(report, /<li>line 3: phone_number is not \+E164/);
+
+  const removed = await post(t, "/admin/console/people/%2B15551234567/remove", { csrf }, {
+    cookie,
+  });
+  assert.equal(removed.status, 303);
+  await removed.body?.cancel();
+  const after = await html(t, removed.headers.get("location")!, cookie);
+  assert.match(after, /\+15551234567 removed./);
+  assert.ok(!after.includes("Ada"));
+  assert.match(after, /1 person in the directory/);
+
+  const forgedCsrf = await post(t, "/admin/console/people", { ...form, csrf: "forged" }, {
+    cookie,
+  });
+  assert.equal(forgedCsrf.status, 403);
+  await forgedCsrf.body?.cancel();
+  const csv = await get(t, "/admin/people.csv", cookie);
+  assert.equal(csv.status, 200, "the console's cookie opens the people.csv download");
+  assert.equal(
+    await csv.text(),
+    "phone_number,name,email,properties\r\n+15557654321,Bob,bob@example.com,\r\n",
+  );
+  const logs = t.logs.join("\n");
+  assert.ok(
+    !logs.includes("Lovelace") && !logs.includes("bob@example.com"),
+    "no names in the logs",
+  );
+});
+
+Deno.test("Console - in chat mode the overview counts chats, and a refused API key shows as degraded", async () => {
+  await using t = await startTestBridge({
+    mode: "chat",
+    env: { ADMIN_TOKEN: TOKEN, ASKYOURDATABASE_API_KEY: "a-revoked-key" },
+  });
+  await t.sendWhatsApp();
+  await t.twilio.waitForMessages(USER, 1);
+  const { cookie } = await signIn(t);
+  const overview = await html(t, "/admin", cookie);
+  assert.match(overview, /Chat mode \(AYD&#39;s documented API\): <span id="chat-count">0<\/span>/);
+  assert.match(overview, /degraded: AYD refused the API key \(newChat answered 401\)/);
+  assert.ok(!overview.includes("a-revoked-key"));
 });

@@ -1,9 +1,15 @@
 /** Commands, non-text messages, typing and charts, through the real app. */
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
-import { COMMAND_REPLIES, parseCommand } from "../../src/conversation/commands.ts";
+import { COMMAND_REPLIES, commandReply, parseCommand } from "../../src/conversation/commands.ts";
 import { sessionKey } from "../../src/ayd/sessions.ts";
-import { logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
+import {
+  logEvents,
+  startTestBridge,
+  testEveryBackend,
+  testEverySetting,
+  waitFor,
+} from "../_helpers.ts";
 
 const USER = "whatsapp:+15551234567";
 
@@ -38,19 +44,20 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("commands - help explains usage without asking AYD", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("commands - help explains usage without asking AYD", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   await t.sendWhatsApp({ Body: "/help" });
   const [reply] = await t.twilio.waitForMessages(USER, 1);
-  assert.equal(reply.body, COMMAND_REPLIES.help);
+  assert.equal(reply.body, commandReply("help", mode));
+  assert.match(reply.body, mode === "chat" ? /until you send \*reset\*/ : /for 7 days/);
   assert.equal(t.ayd.asks.length, 0);
   assert.equal(t.ayd.sessions.length, 0);
 });
 
-testEveryBackend(
+testEverySetting(
   "not text - a voice note, a sticker or a location gets the friendly note, AYD is not asked",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     await t.sendWhatsApp({
       Body: "",
       NumMedia: "1",
@@ -71,8 +78,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("not text - a photo's caption counts as the question", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("not text - a photo's caption counts as the question", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   await t.sendWhatsApp({
     Body: "what is this order's status?",
     NumMedia: "1",
@@ -84,10 +91,10 @@ testEveryBackend("not text - a photo's caption counts as the question", async (b
   assert.equal(reply.body, "Answer to: what is this order's status?");
 });
 
-testEveryBackend(
+testEverySetting(
   "typing - shown for the inbound message while the answer is prepared",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const sid = "SM" + "7".repeat(32);
     await t.sendWhatsApp({ MessageSid: sid });
     await t.twilio.waitForMessages(USER, 1);
@@ -95,10 +102,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "typing - a refused indicator is logged and changes nothing else",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.twilio.failTyping(404);
     await t.sendWhatsApp({ Body: "still answered?" });
     const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -108,17 +115,17 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("typing - TYPING_INDICATOR=false turns it off", async (backend) => {
-  await using t = await startTestBridge({ backend, env: { TYPING_INDICATOR: "false" } });
+testEverySetting("typing - TYPING_INDICATOR=false turns it off", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode, env: { TYPING_INDICATOR: "false" } });
   await t.sendWhatsApp();
   await t.twilio.waitForMessages(USER, 1);
   assert.deepEqual(t.twilio.typing, []);
 });
 
-testEveryBackend(
+testEverySetting(
   "charts - an isImage event becomes a media message after its text; SQL is never shown",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.ayd.onAsk(() => ({
       kind: "answer",
       text: "Sales grew 12% in March.",

@@ -7,7 +7,14 @@ import {
   messageKey,
   type MessageRecord,
 } from "../../src/jobs/mod.ts";
-import { API_KEY, logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
+import {
+  API_KEY,
+  logEvents,
+  startTestBridge,
+  testEveryBackend,
+  testEverySetting,
+  waitFor,
+} from "../_helpers.ts";
 import { type FaultyKv, faultyKv } from "../_faulty_kv.ts";
 
 const USER = "whatsapp:+15551234567";
@@ -17,28 +24,31 @@ async function deadLetters(kv: Deno.Kv): Promise<DeadLetter[]> {
     .map((e) => e.value);
 }
 
-testEveryBackend("failure - AYD too slow: the timeout text, and a dead letter", async (backend) => {
-  await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "1000" } });
-  t.ayd.onAsk(() => ({ kind: "hang" }));
-  await t.sendWhatsApp();
-  const [reply] = await t.twilio.waitForMessages(USER, 1);
-  assert.equal(reply.body, REPLIES.timeout);
-  await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
-  assert.match((await deadLetters(t.kv))[0].reason, /did not answer in time/);
-});
+testEverySetting(
+  "failure - AYD too slow: the timeout text, and a dead letter",
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, env: { AYD_TIMEOUT_MS: "1000" } });
+    t.ayd.onAsk(() => ({ kind: "hang" }));
+    await t.sendWhatsApp();
+    const [reply] = await t.twilio.waitForMessages(USER, 1);
+    assert.equal(reply.body, REPLIES.timeout);
+    await waitFor(async () => (await deadLetters(t.kv)).length === 1, "the dead letter");
+    assert.match((await deadLetters(t.kv))[0].reason, /did not answer in time/);
+  },
+);
 
-testEveryBackend("failure - AYD answers 500: the generic apology", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("failure - AYD answers 500: the generic apology", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
   await t.sendWhatsApp();
   const [reply] = await t.twilio.waitForMessages(USER, 1);
   assert.equal(reply.body, REPLIES.failure);
 });
 
-testEveryBackend(
+testEverySetting(
   "failure - AYD cuts the stream mid-answer: the generic apology",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.ayd.onAsk(() => ({ kind: "cut", text: "The answer is forty-" + "two ".repeat(50) }));
     await t.sendWhatsApp();
     const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -46,8 +56,12 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("failure - AYD unreachable: the no-session text", async (backend) => {
-  await using t = await startTestBridge({ backend, env: { AYD_BASE_URL: "http://127.0.0.1:9" } });
+testEverySetting("failure - AYD unreachable: the no-session text", async (backend, mode) => {
+  await using t = await startTestBridge({
+    backend,
+    mode,
+    env: { AYD_BASE_URL: "http://127.0.0.1:9" },
+  });
   await t.sendWhatsApp();
   const [reply] = await t.twilio.waitForMessages(USER, 1);
   assert.equal(reply.body, REPLIES.noSession);
@@ -98,8 +112,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("twilio - 429 then 201 delivers exactly one reply", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("twilio - 429 then 201 delivers exactly one reply", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   t.twilio.failNext({ status: 429, code: 20429, message: "Too Many Requests" });
   await t.sendWhatsApp({ Body: "rate limited" });
   const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -108,10 +122,10 @@ testEveryBackend("twilio - 429 then 201 delivers exactly one reply", async (back
   assert.equal(t.twilio.messages.length, 1);
 });
 
-testEveryBackend(
+testEverySetting(
   "twilio - 5xx until the retries run out: one apology and a dead letter",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.twilio.failNext(...Array(4).fill({ status: 503, code: 20503 }));
     await t.sendWhatsApp();
     const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -125,10 +139,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "twilio - a permanent 4xx is not retried; the user still hears back",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.twilio.failNext({ status: 400, code: 21211, message: "Invalid 'To' Phone Number" });
     await t.sendWhatsApp();
     const [reply] = await t.twilio.waitForMessages(USER, 1);
@@ -139,10 +153,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "twilio - when even the apology fails, the job is a dead letter and nothing loops",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     t.twilio.failNext(...Array(8).fill({ status: 400, code: 63016 }));
     const sid = "SM" + "e".repeat(32);
     await t.sendWhatsApp({ MessageSid: sid });
@@ -155,10 +169,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "twilio - a reply Twilio took but answered too late reaches the user once",
-  async (backend) => {
-    await using t = await startTestBridge({ backend, twilioTimeoutMs: 300 });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, twilioTimeoutMs: 300 });
     // Twilio creates the message, then answers only after the bridge gave up waiting.
     t.twilio.answerLate(1, 1_500);
     await t.sendWhatsApp({ Body: "slow twilio" });
@@ -173,12 +187,13 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "failure - a job whose progress cannot be saved is given up after five runs: one apology, a dead letter",
-  async (backend) => {
+  async (backend, mode) => {
     const faulty: { kv?: FaultyKv } = {};
     await using t = await startTestBridge({
       backend,
+      mode,
       wrapKv: (kv) => (faulty.kv = faultyKv(kv)).kv,
     });
     // Saving the record as it starts asking fails, as a value over KV's limit would.

@@ -7,10 +7,12 @@ import { REPLIES } from "../../src/conversation/answer.ts";
 import { sessionKey } from "../../src/ayd/sessions.ts";
 import { EMPTY_TWIML } from "../../src/webhook/twilio_request.ts";
 import {
+  conversationsOpened,
   FROM_NUMBER,
   logEvents,
   startTestBridge,
   testEveryBackend,
+  testEverySetting,
   waitFor,
   words,
 } from "../_helpers.ts";
@@ -83,18 +85,22 @@ testEveryBackend("pipeline - a stale session still readable in KV is replaced", 
   assert.notEqual(t.ayd.asks[0].token, "stale-token");
 });
 
-testEveryBackend(
-  "pipeline - simultaneous first messages from one number end with one session",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+testEverySetting(
+  "pipeline - simultaneous first messages from one number end with one session (or chat)",
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const responses = await Promise.all(
       ["one", "two", "three"].map((Body) => t.sendWhatsApp({ Body })),
     );
     assert.deepEqual(responses.map((r) => r.status), [200, 200, 200]);
     await Promise.all(responses.map((r) => r.body?.cancel()));
     await t.twilio.waitForMessages(USER, 3);
-    assert.equal(t.ayd.sessions.length, 1);
-    assert.deepEqual(new Set(t.ayd.asks.map((a) => a.token)), new Set([t.ayd.sessions[0].token]));
+    assert.equal(conversationsOpened(t), 1);
+    if (mode === "chat") {
+      assert.deepEqual(new Set(t.ayd.asks.map((a) => a.chatid)), new Set([t.ayd.chats[0]]));
+    } else {
+      assert.deepEqual(new Set(t.ayd.asks.map((a) => a.token)), new Set([t.ayd.sessions[0].token]));
+    }
   },
 );
 
@@ -118,10 +124,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "webhook - a duplicated MessageSid is acknowledged and answered once",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const first = await t.sendWhatsApp({ MessageSid: "SM" + "d".repeat(32), Body: "once" });
     const retry = await t.sendWhatsApp({ MessageSid: "SM" + "d".repeat(32), Body: "once" });
     assert.equal(first.status, 200);
@@ -137,10 +143,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "reply - a 5,000-character answer arrives in parts within MAX_SMS_CHARS, nothing lost",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const paragraph = (i: number) =>
       `Warehouse ${i}: ` +
       "Orders 1001–1050 shipped two days late because of the storm. ".repeat(6).trim();
@@ -156,10 +162,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "reply - an answer ended by data: [DONE] on a connection kept open arrives at once",
-  async (backend) => {
-    await using t = await startTestBridge({ backend, env: { AYD_TIMEOUT_MS: "5000" } });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, env: { AYD_TIMEOUT_MS: "5000" } });
     // A proxy in front of AYD keeps the connection alive after the last event.
     t.ayd.onAsk(() => ({ kind: "answer", text: "Three late orders.", done: true, holdOpen: true }));
     await t.sendWhatsApp();
@@ -168,8 +174,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) => {
-  await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "100" } });
+testEverySetting("reply - a smaller MAX_SMS_CHARS is honoured", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode, env: { MAX_SMS_CHARS: "100" } });
   const answer = "Late orders by region: " + "north 12, south 7, east 3, west 9; ".repeat(12);
   t.ayd.onAsk(() => ({ kind: "answer", text: answer.trim() }));
   await t.sendWhatsApp();
@@ -181,16 +187,16 @@ testEveryBackend("reply - a smaller MAX_SMS_CHARS is honoured", async (backend) 
   for (const { body } of t.twilio.messages) assert.ok(body.length <= 100);
 });
 
-testEveryBackend("reply - an empty answer gets the old app's wording", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("reply - an empty answer gets the old app's wording", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   t.ayd.onAsk(() => ({ kind: "answer", text: "  \n " }));
   await t.sendWhatsApp();
   const [reply] = await t.twilio.waitForMessages(USER, 1);
   assert.equal(reply.body, REPLIES.empty);
 });
 
-testEveryBackend("reply - a message with no text is not sent to AYD", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("reply - a message with no text is not sent to AYD", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   await t.sendWhatsApp({
     Body: "",
     NumMedia: "1",

@@ -2,7 +2,8 @@
  * Fault injection: 200 messages from 20 numbers through `main.ts` over real
  * HTTP and a real KV file, while the fakes fail at random and the process is
  * killed (SIGKILL) and restarted mid-run. The seed is printed; replay a run
- * with `FAULT_SEED=<seed> deno task test`.
+ * with `FAULT_SEED=<seed> deno task test`. In chat mode no question is asked
+ * twice: what the kill cut off is read from the chat's history.
  */
 import assert from "node:assert/strict";
 import { REPLIES } from "../../src/conversation/answer.ts";
@@ -17,7 +18,7 @@ import {
   postForm,
   sign,
   testEnv,
-  testEveryBackend,
+  testEverySetting,
   testKv,
   waitFor,
   whatsAppParams,
@@ -46,11 +47,12 @@ async function deliver(url: string, params: Record<string, string>) {
   }
 }
 
-testEveryBackend(
+testEverySetting(
   "faults - 200 messages, random upstream failures and a SIGKILL: each answered once, in order",
-  async (backend) => {
-    const seed = SEED + BACKENDS.indexOf(backend);
-    console.log(`fault test seed ${seed} [${backend}] (replay: FAULT_SEED=${SEED})`);
+  async (backend, mode) => {
+    const seed = SEED + BACKENDS.indexOf(backend) + (mode === "chat" ? BACKENDS.length : 0);
+    const setting = mode === "chat" ? `${backend}, chat mode` : backend;
+    console.log(`fault test seed ${seed} [${setting}] (replay: FAULT_SEED=${SEED})`);
     const random = seeded(seed);
     const faults = {
       ayd500: 0,
@@ -93,6 +95,7 @@ testEveryBackend(
     const env = testEnv({
       AYD_BASE_URL: ayd.url,
       TWILIO_API_BASE_URL: twilio.url,
+      AYD_MODE: mode,
       ...store.env,
       JOB_LEASE_MS: "1000",
       JOB_RETRY_BUDGET_MS: "60000",
@@ -130,6 +133,7 @@ testEveryBackend(
       const drainMs = Math.round(performance.now() - started);
       main.kill("SIGTERM");
       assert.equal(await main.exited, 0);
+      const recovered = main.output().split('"event":"ask.recovered"').length - 1;
 
       // Each number got its answers in the order it asked.
       for (let n = 0; n < NUMBERS; n++) {
@@ -142,7 +146,8 @@ testEveryBackend(
       const duplicateReplies = twilio.messages.length -
         new Set(twilio.messages.map((m) => m.body)).size;
       assert.equal(duplicateReplies, 0, `${duplicateReplies} duplicate replies`);
-      // AYD is asked a question again only if the kill cut its answer off.
+      // AYD is asked a question again only if the kill cut its answer off,
+      // and in chat mode not even then: the answer is in the chat's history.
       let reasked = 0;
       for (const [question, starts] of answeredAsks) {
         for (const start of starts.slice(0, -1)) {
@@ -150,6 +155,7 @@ testEveryBackend(
           reasked++;
         }
       }
+      if (mode === "chat") assert.equal(reasked, 0, `${reasked} questions asked twice`);
       assert.ok(!twilio.messages.some((m) => m.body === REPLIES.failure), "no apology needed");
 
       using kv = await Deno.openKv(store.server?.url ?? `${dir}/bridge.kv`);
@@ -161,9 +167,10 @@ testEveryBackend(
 
       const injected = Object.values(faults).reduce((a, b) => a + b, 0);
       console.log(
-        `[${backend}] ${NUMBERS * PER_NUMBER} messages from ${NUMBERS} numbers; ` +
+        `[${setting}] ${NUMBERS * PER_NUMBER} messages from ${NUMBERS} numbers; ` +
           `${injected} faults injected ${JSON.stringify(faults)} + 1 SIGKILL; ` +
           `duplicate replies ${duplicateReplies}; questions asked again because the kill cut them off ${reasked}; ` +
+          `answers read from the chat's history ${recovered}; ` +
           `drained in ${drainMs} ms`,
       );
     } finally {

@@ -5,6 +5,7 @@
  * once, each number's answers in the order it asked.
  */
 import assert from "node:assert/strict";
+import type { AydMode } from "../../src/config.ts";
 import { type FakeAyd, startFakeAyd } from "../fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "../fakes/fake_twilio.ts";
 import {
@@ -16,7 +17,7 @@ import {
   sign,
   type TestBackend,
   testEnv,
-  testEveryBackend,
+  testEverySetting,
   testKv,
   waitFor,
   whatsAppParams,
@@ -36,6 +37,7 @@ interface Services {
 /** Fake AYD and Twilio, and the environment of bridges sharing one KV file. */
 async function withServices(
   backend: TestBackend,
+  mode: AydMode,
   leaseMs: number,
   fn: (services: Services) => Promise<void>,
 ) {
@@ -48,6 +50,7 @@ async function withServices(
     testEnv({
       AYD_BASE_URL: ayd.url,
       TWILIO_API_BASE_URL: twilio.url,
+      AYD_MODE: mode,
       ...kv.env,
       JOB_LEASE_MS: String(leaseMs),
       PORT: String(freePort()),
@@ -99,10 +102,10 @@ const answerMs = (question: string) => {
   return 200 + ((n * 7 + i * 3) % 10) * 30;
 };
 
-testEveryBackend(
+testEverySetting(
   "instances - two processes behind a balancer, one SIGKILLed mid-burst: the other answers its lanes, each message once, in order",
-  async (backend) => {
-    await withServices(backend, 1_000, async ({ ayd, twilio, env }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, 1_000, async ({ ayd, twilio, env }) => {
       ayd.onAsk(({ question }) => ({
         kind: "answer",
         text: `A:${question}`,
@@ -190,7 +193,9 @@ testEveryBackend(
         const total = NUMBERS * PER_NUMBER;
         const reasked = ayd.asks.length - total;
         console.log(
-          `[${backend}] ${total} messages from ${NUMBERS} numbers, 2 processes, one SIGKILLed: ` +
+          `[${backend}${
+            mode === "chat" ? ", chat mode" : ""
+          }] ${total} messages from ${NUMBERS} numbers, 2 processes, one SIGKILLed: ` +
             `duplicates 0, asked again ${reasked}, dead backend skipped ${balancer.skipped} ` +
             `times, last answer ${drainMs} ms after the kill`,
         );
@@ -205,11 +210,11 @@ testEveryBackend(
 
 const USER = "whatsapp:+15551234567";
 
-testEveryBackend(
+testEverySetting(
   "instances - a process paused (SIGSTOP) past its lease: the other takes its lane and answers; resumed, it sends nothing under its old lease and works on",
-  async (backend) => {
+  async (backend, mode) => {
     // A short lease: B calls A dead after 600 ms without a heartbeat.
-    await withServices(backend, 600, async ({ ayd, twilio, env }) => {
+    await withServices(backend, mode, 600, async ({ ayd, twilio, env }) => {
       const firstAsk = Promise.withResolvers<void>();
       let asksOfQ1 = 0;
       ayd.onAsk(({ question }) => {

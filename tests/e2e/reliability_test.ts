@@ -13,7 +13,7 @@ import {
   newRecord,
 } from "../../src/jobs/mod.ts";
 import { addToLane, laneKey, leaseKey } from "../../src/jobs/lanes.ts";
-import { logEvents, startTestBridge, testEveryBackend, waitFor } from "../_helpers.ts";
+import { logEvents, startTestBridge, testEverySetting, waitFor } from "../_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
 const BOB = "whatsapp:+15557654321";
@@ -26,10 +26,10 @@ const lanePlace = (message: { phone: string; messageSid: string; receivedAt: num
   touchedAt: message.receivedAt,
 });
 
-testEveryBackend(
+testEverySetting(
   "order - three quick messages are answered in order, one at a time",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     let running = 0;
     let overlapped = false;
     t.ayd.onAsk(async ({ question }) => {
@@ -51,8 +51,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("order - a slow number does not hold up another", async (backend) => {
-  await using t = await startTestBridge({ backend });
+testEverySetting("order - a slow number does not hold up another", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode });
   let releaseAlice = () => {};
   const aliceGate = new Promise<void>((resolve) => releaseAlice = resolve);
   t.ayd.onAsk(async ({ question }) => {
@@ -68,10 +68,10 @@ testEveryBackend("order - a slow number does not hold up another", async (backen
   await t.twilio.waitForMessages(ALICE, 1);
 });
 
-testEveryBackend(
+testEverySetting(
   "retry - AYD 5xx, then an answer: the user gets only the answer",
-  async (backend) => {
-    await using t = await startTestBridge({ backend, env: RETRYING });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, env: RETRYING });
     let calls = 0;
     t.ayd.onAsk(({ question }) =>
       ++calls <= 2 ? { kind: "status", status: 502 } : { kind: "answer", text: `a-${question}` }
@@ -86,8 +86,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("retry - a stream cut mid-answer is asked again", async (backend) => {
-  await using t = await startTestBridge({ backend, env: RETRYING });
+testEverySetting("retry - a stream cut mid-answer is asked again", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode, env: RETRYING });
   let calls = 0;
   t.ayd.onAsk(() =>
     ++calls === 1
@@ -99,10 +99,10 @@ testEveryBackend("retry - a stream cut mid-answer is asked again", async (backen
   assert.equal(reply.body, "The late orders are: 1001, 1002, 1003, 1004, 1005.");
 });
 
-testEveryBackend(
+testEverySetting(
   "retry - Twilio down longer than one send's retries: delivered once, later",
-  async (backend) => {
-    await using t = await startTestBridge({ backend, env: RETRYING });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, env: RETRYING });
     t.twilio.failNext(...Array(6).fill({ status: 503, code: 20503 }));
     await t.sendWhatsApp({ Body: "patience" });
     const [reply] = await t.twilio.waitForMessages(ALICE, 1);
@@ -112,13 +112,14 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "retry - a spent budget ends in one apology and a dead letter with its reason",
-  async (backend) => {
+  async (backend, mode) => {
     // A budget that leaves room for retries even on a slow machine: the
     // first attempt must end within it for a second one to start.
     await using t = await startTestBridge({
       backend,
+      mode,
       env: { JOB_RETRY_BUDGET_MS: "1500", JOB_RETRY_BASE_MS: "20" },
     });
     t.ayd.onAsk(() => ({ kind: "status", status: 503 }));
@@ -135,8 +136,8 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("retry - a permanent AYD refusal is not retried", async (backend) => {
-  await using t = await startTestBridge({ backend, env: RETRYING });
+testEverySetting("retry - a permanent AYD refusal is not retried", async (backend, mode) => {
+  await using t = await startTestBridge({ backend, mode, env: RETRYING });
   t.ayd.onAsk(() => ({ kind: "status", status: 400 }));
   await t.sendWhatsApp();
   const [reply] = await t.twilio.waitForMessages(ALICE, 1);
@@ -144,10 +145,10 @@ testEveryBackend("retry - a permanent AYD refusal is not retried", async (backen
   assert.equal(t.ayd.asks.length, 1);
 });
 
-testEveryBackend(
+testEverySetting(
   "once - a redelivered or swept job of an answered message does nothing",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const sid = "SM" + "a".repeat(32);
     await t.sendWhatsApp({ MessageSid: sid });
     await t.twilio.waitForMessages(ALICE, 1);
@@ -165,10 +166,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "resume - a job stopped after part 2 of 4 sends parts 3 and 4 only",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     // What a process that died after sending two parts leaves in KV.
     const now = Date.now();
     const message = {
@@ -205,10 +206,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "resume - a lane held by a process with no heartbeat is taken over at once",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const now = Date.now();
     const message = {
       messageSid: "SM" + "c".repeat(32),
@@ -237,24 +238,31 @@ testEveryBackend(
   },
 );
 
-testEveryBackend("limits - an endless answer is cut at 20 parts, and says so", async (backend) => {
-  await using t = await startTestBridge({ backend, env: { MAX_SMS_CHARS: "200" } });
-  t.ayd.onAsk(() => ({ kind: "answer", text: "Row of results. ".repeat(2_000), chunkBytes: 4096 }));
-  await t.sendWhatsApp();
-  const replies = await t.twilio.waitForMessages(ALICE, 20);
-  await waitFor(
-    async () => (await Array.fromAsync(t.kv.list({ prefix: ["queue"] }))).length === 0,
-    "the job to end",
-  );
-  assert.equal(t.twilio.messages.length, 20);
-  for (const reply of replies) assert.ok(reply.body.length <= 200);
-  assert.match(replies[19].body, /… \(answer cut: too long for WhatsApp\)$/);
-});
+testEverySetting(
+  "limits - an endless answer is cut at 20 parts, and says so",
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode, env: { MAX_SMS_CHARS: "200" } });
+    t.ayd.onAsk(() => ({
+      kind: "answer",
+      text: "Row of results. ".repeat(2_000),
+      chunkBytes: 4096,
+    }));
+    await t.sendWhatsApp();
+    const replies = await t.twilio.waitForMessages(ALICE, 20);
+    await waitFor(
+      async () => (await Array.fromAsync(t.kv.list({ prefix: ["queue"] }))).length === 0,
+      "the job to end",
+    );
+    assert.equal(t.twilio.messages.length, 20);
+    for (const reply of replies) assert.ok(reply.body.length <= 200);
+    assert.match(replies[19].body, /… \(answer cut: too long for WhatsApp\)$/);
+  },
+);
 
-testEveryBackend(
+testEverySetting(
   "limits - a message whose job keeps dying is given up with an apology",
-  async (backend) => {
-    await using t = await startTestBridge({ backend });
+  async (backend, mode) => {
+    await using t = await startTestBridge({ backend, mode });
     const message = {
       messageSid: "SM" + "4".repeat(32),
       phone: "+15551234567",

@@ -1,18 +1,21 @@
 /** `main.ts` stopped gracefully, or killed, and started again on the same KV. */
 import assert from "node:assert/strict";
+import type { AydMode } from "../../src/config.ts";
 import { REPLIES } from "../../src/conversation/answer.ts";
 import { type FakeAyd, startFakeAyd } from "../fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "../fakes/fake_twilio.ts";
+import { formatAnswer } from "../../src/whatsapp/format.ts";
 import {
   ACCOUNT_SID,
   API_KEY,
   AUTH_TOKEN,
   CHAT_ID,
+  CHAT_MODE_BACKEND,
   postForm,
   sign,
   type TestBackend,
   testEnv,
-  testEveryBackend,
+  testEverySetting,
   testKv,
   waitFor,
   whatsAppParams,
@@ -25,6 +28,7 @@ const USER = "whatsapp:+15551234567";
 
 async function withServices(
   backend: TestBackend,
+  mode: AydMode,
   fn: (ctx: {
     ayd: FakeAyd;
     twilio: FakeTwilio;
@@ -39,6 +43,7 @@ async function withServices(
   const env = testEnv({
     AYD_BASE_URL: ayd.url,
     TWILIO_API_BASE_URL: twilio.url,
+    AYD_MODE: mode,
     ...kv.env,
     JOB_LEASE_MS: "1000",
     PORT: String(freePort()),
@@ -57,10 +62,10 @@ async function withServices(
   }
 }
 
-testEveryBackend(
+testEverySetting(
   "shutdown - SIGTERM lets the answer under way finish; the next waits in KV",
-  async (backend) => {
-    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, async ({ ayd, twilio, env, send }) => {
       ayd.onAsk(({ question }) =>
         question === "slow"
           ? { kind: "answer", text: "slow answer ".repeat(20).trim(), chunkDelayMs: 15 }
@@ -87,10 +92,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "crash - killed mid-reply after part 2 of 4, restarted: parts 3 and 4 follow",
-  async (backend) => {
-    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, async ({ ayd, twilio, env, send }) => {
       const paragraphs = [1, 2, 3, 4].map((n) => `Paragraph ${n}: ` + "late order data ".repeat(5));
       const answer = paragraphs.map((p) => p.trim()).join("\n\n");
       ayd.onAsk(() => ({ kind: "answer", text: answer }));
@@ -117,10 +122,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "crash - killed while AYD streams, after part 1 went out: restarted, a notice, no repeat",
-  async (backend) => {
-    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, async ({ ayd, twilio, env, send }) => {
       // The stream stops after part 1 is complete and never resumes.
       ayd.onAsk(() => ({
         kind: "answer",
@@ -148,10 +153,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "crash - killed while Twilio holds its answer to part 3 it already took: part 3 is found in its list, not sent again",
-  async (backend) => {
-    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, async ({ ayd, twilio, env, send }) => {
       const paragraphs = [1, 2, 3, 4].map((n) => `Paragraph ${n}: ` + "late order data ".repeat(5));
       const answer = paragraphs.map((p) => p.trim()).join("\n\n");
       ayd.onAsk(() => ({ kind: "answer", text: answer }));
@@ -179,10 +184,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "crash - killed while Twilio holds its answer to the first streamed part: found, so a notice instead of a second ask",
-  async (backend) => {
-    await withServices(backend, async ({ ayd, twilio, env, send }) => {
+  async (backend, mode) => {
+    await withServices(backend, mode, async ({ ayd, twilio, env, send }) => {
       ayd.onAsk(() => ({
         kind: "answer",
         text: LONG_REPORT,
@@ -203,6 +208,67 @@ testEveryBackend(
       assert.equal(replies[1].body, REPLIES.cutShort);
       assert.equal(twilio.messages.length, 2, "part 1 was not sent again");
       assert.equal(ayd.asks.length, 1, "nor asked for again");
+    });
+  },
+);
+
+Deno.test(
+  "crash - chat mode: killed while AYD streams, before any part went out: the answer is read from the chat's history, not asked again",
+  async () => {
+    await withServices(CHAT_MODE_BACKEND, "chat", async ({ ayd, twilio, env, send }) => {
+      // AYD has written the answer; its stream to the bridge stalls for good.
+      ayd.onAsk(() => ({
+        kind: "answer",
+        text: "Twelve orders shipped late, nine of them to Lyon.",
+        pause: { afterChars: 5, until: new Promise<void>(() => {}) },
+        recorded: "now",
+      }));
+      {
+        await using main = await startMain(env);
+        await send(main.url, "late orders?");
+        await waitFor(() => ayd.asks.length === 1, "the ask to reach AYD");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      assert.equal(twilio.messages.length, 0);
+      await using again = await startMain(env);
+      const [reply] = await twilio.waitForMessages(USER, 1);
+      assert.equal(reply.body, "Twelve orders shipped late, nine of them to Lyon.");
+      assert.equal(ayd.asks.length, 1, "asked once: the answer came from the history");
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.match(again.output(), /"event":"ask\.recovered"/);
+      assert.equal(twilio.messages.length, 1);
+    });
+  },
+);
+
+Deno.test(
+  "crash - chat mode: killed after part 1 went out, the answer in the history: the other parts follow from it, no notice",
+  async () => {
+    await withServices(CHAT_MODE_BACKEND, "chat", async ({ ayd, twilio, env, send }) => {
+      ayd.onAsk(() => ({
+        kind: "answer",
+        text: LONG_REPORT,
+        pause: { afterChars: 1800, until: new Promise<void>(() => {}) },
+        recorded: "now",
+      }));
+      const expected = formatAnswer(LONG_REPORT, 1600).map((part) => part.trimEnd());
+      {
+        await using main = await startMain(env);
+        await send(main.url, "long question");
+        await twilio.waitForMessages(USER, 1);
+        await waitFor(() => main.output().includes('"event":"reply.part_sent"'), "part 1 saved");
+        main.kill("SIGKILL");
+        assert.notEqual(await main.exited, 0);
+      }
+      await using again = await startMain(env);
+      const replies = await twilio.waitForMessages(USER, expected.length);
+      again.kill("SIGTERM");
+      assert.equal(await again.exited, 0);
+      assert.deepEqual(replies.map((r) => r.body), expected, "every part once, in order");
+      assert.equal(twilio.messages.length, expected.length, "no notice, no part twice");
+      assert.equal(ayd.asks.length, 1);
     });
   },
 );

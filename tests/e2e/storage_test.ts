@@ -5,17 +5,23 @@
  * writes as a full disk does (`tests/_faulty_kv.ts`).
  */
 import assert from "node:assert/strict";
+import type { AydMode } from "../../src/config.ts";
 import { STORE_FAILED_REPLY } from "../../src/webhook/app.ts";
 import { diskFull, type FaultyKv, faultyKv } from "../_faulty_kv.ts";
-import { startTestBridge, type TestBackend, testEveryBackend, waitFor } from "../_helpers.ts";
+import { startTestBridge, type TestBackend, testEverySetting, waitFor } from "../_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
 const BOB = "whatsapp:+15557654321";
 
-async function bridgeOnFaultyKv(backend: TestBackend, env: Record<string, string> = {}) {
+async function bridgeOnFaultyKv(
+  backend: TestBackend,
+  mode: AydMode,
+  env: Record<string, string> = {},
+) {
   const faulty: { kv?: FaultyKv } = {};
   const t = await startTestBridge({
     backend,
+    mode,
     // Short heartbeats: the probe /health reads runs every third of it.
     env: { JOB_LEASE_MS: "600", JOB_RETRY_BUDGET_MS: "60000", ...env },
     wrapKv: (kv) => (faulty.kv = faultyKv(kv)).kv,
@@ -23,10 +29,10 @@ async function bridgeOnFaultyKv(backend: TestBackend, env: Record<string, string
   return { t, faulty: faulty.kv! };
 }
 
-testEveryBackend(
+testEverySetting(
   "storage - a message that cannot be stored gets 200 and one apology per number per 10 minutes",
-  async (backend) => {
-    const { t, faulty } = await bridgeOnFaultyKv(backend);
+  async (backend, mode) => {
+    const { t, faulty } = await bridgeOnFaultyKv(backend, mode);
     await using _ = t;
     const stored = "SM" + "1".repeat(32);
     await (await t.sendWhatsApp({ MessageSid: stored, Body: "stored before" })).text();
@@ -57,10 +63,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "storage - /health answers 503 while writes fail and 200 again by itself",
-  async (backend) => {
-    const { t, faulty } = await bridgeOnFaultyKv(backend);
+  async (backend, mode) => {
+    const { t, faulty } = await bridgeOnFaultyKv(backend, mode);
     await using _ = t;
     const health = async () => {
       const response = await fetch(`${t.url}/health`);
@@ -81,10 +87,10 @@ testEveryBackend(
   },
 );
 
-testEveryBackend(
+testEverySetting(
   "storage - what was acknowledged before writes failed is answered once they work again, once",
-  async (backend) => {
-    const { t, faulty } = await bridgeOnFaultyKv(backend);
+  async (backend, mode) => {
+    const { t, faulty } = await bridgeOnFaultyKv(backend, mode);
     await using _ = t;
     const { promise: fill, resolve: diskFills } = Promise.withResolvers<void>();
     t.ayd.onAsk(async ({ question }) => {

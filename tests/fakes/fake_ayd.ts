@@ -2,7 +2,13 @@
  * A fake AskYourDatabase (AYD) server for tests: a real HTTP server on 127.0.0.1 that speaks
  * AYD's wire formats (session creation, the one-time auth callback that sets the `accessToken`
  * cookie, and the `/api/ask` Server-Sent-Events stream, written in small chunks so that they
- * split mid-line, mid-JSON and mid-UTF-8 sequence).
+ * split mid-line, mid-JSON and mid-UTF-8 sequence), and AYD's documented API-key flow:
+ * `POST /api/chatbot/newChat`, `/api/ask` with `Authorization: Bearer` and a `chatid`, and
+ * `GET /api/chatbot/messages` (newest first, 20 a page, `timestamp` for older pages).
+ *
+ * Chats keep a history as AYD would: the question when the ask is accepted, the answer once it
+ * is written (at once, or when a paused answer resumes; a cut or hanging answer never is), even
+ * when the client has gone away meanwhile.
  *
  * @module
  */
@@ -29,6 +35,12 @@ export type AskBehavior =
     holdOpen?: boolean;
     /** Send `{"isSomethingNew":true}` and `data: hello` (default: the fake's `noise`, true). */
     noise?: boolean;
+    /**
+     * Chats: when the answer goes into the chat's history: `now` (default), `on_resume` (the
+     * default of a paused answer: AYD is still writing it) or `never`. `now` with a pause is an
+     * answer AYD has written while its stream to the bridge stalls.
+     */
+    recorded?: "now" | "on_resume" | "never";
   }
   | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "hang" }
@@ -36,6 +48,7 @@ export type AskBehavior =
 
 /** One `/api/ask` request as the fake saw it. */
 export interface FakeAydAsk {
+  /** The `x-ayd-access-token` (session mode); "" for an API-key ask. */
   token: string;
   question: string;
   botid: string;
@@ -43,6 +56,11 @@ export interface FakeAydAsk {
   debug: unknown;
   /** Query string without the leading `?`, e.g. `debug=false`. */
   query: string;
+  /** API-key asks: the chat asked in, and the `properties` given. */
+  chatid?: string;
+  properties?: unknown;
+  /** Whether the ask carried `Authorization: Bearer <the API key>`. */
+  apiKey: boolean;
 }
 
 /** A session whose auth callback issued an access token. */
@@ -51,6 +69,19 @@ export interface FakeAydSession {
   email: string;
   chatbotid: string;
   token: string;
+  /** The session's `properties`, when the request had any. */
+  properties?: unknown;
+}
+
+/** A message of a chat's history, as `GET /api/chatbot/messages` lists it. */
+export interface FakeAydMessage {
+  id: string;
+  chatid: string;
+  chatbotid: string;
+  role: "user" | "assistant";
+  content: string;
+  createdat: string;
+  issql: boolean;
 }
 
 /** Options for {@link startFakeAyd}. */
@@ -77,7 +108,7 @@ export interface FakeAydOptions {
 
 /** Handler deciding the behaviour of each ask. */
 export type AskHandler = (
-  ask: { question: string; token: string },
+  ask: { question: string; token: string; chatid?: string; properties?: unknown },
 ) => AskBehavior | Promise<AskBehavior>;
 
 /** A running fake AYD server. */
@@ -94,6 +125,25 @@ export interface FakeAyd extends AsyncDisposable {
   expireToken(token: string): void;
   /** Make the session endpoint answer this status (JSON error) until reset with `null`. */
   failSessions(status: number | null): void;
+  /** Every request, as `METHOD /path`, in order. */
+  requests: string[];
+  /** Chats created by `newChat`, in order. */
+  chats: string[];
+  /** A chat's history, oldest first (the live array: tests may add to it). */
+  history(chatid: string): FakeAydMessage[];
+  /** Adds a message to a chat's history (`createdat` defaults to now, after the last). */
+  addMessage(
+    chatid: string,
+    message: { role: "user" | "assistant"; content: string; createdat?: string },
+  ): FakeAydMessage;
+  /** Make `newChat` answer this status (JSON error) until reset with `null`. */
+  failNewChat(status: number | null): void;
+  /** Make the messages endpoint answer this status until reset with `null`. */
+  failHistory(status: number | null): void;
+  /** Forget a chat: asks in it answer 404, as for a chat AYD no longer knows. */
+  forgetChat(chatid: string): void;
+  /** Pages of history served so far. */
+  historyReads: number;
   /** Abort open streams, clear timers and shut the server down. */
   close(): Promise<void>;
 }
@@ -209,7 +259,10 @@ function chunkStream(
 
 /** Starts a fake AYD server on a random port of 127.0.0.1. */
 export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
-  const codes = new Map<string, { name: string; email: string; chatbotid: string }>();
+  const codes = new Map<
+    string,
+    { name: string; email: string; chatbotid: string; properties?: unknown }
+  >();
   const tokens = new Map<string, { expired: boolean }>();
   const live = new Set<LiveStream>();
   const sessions: FakeAydSession[] = [];
@@ -217,6 +270,70 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
   let askHandler: AskHandler | null = null;
   let sessionFailure: number | null = null;
   let base = "";
+  const requests: string[] = [];
+  const chatIds: string[] = [];
+  const histories = new Map<string, FakeAydMessage[]>();
+  const forgotten = new Set<string>();
+  let newChatFailure: number | null = null;
+  let historyFailure: number | null = null;
+  let historyReads = 0;
+  let messages = 0;
+  let lastCreated = 0;
+  const hasApiKey = (req: Request) => req.headers.get("authorization") === `Bearer ${opts.apiKey}`;
+
+  function addMessage(
+    chatid: string,
+    message: { role: "user" | "assistant"; content: string; createdat?: string },
+  ): FakeAydMessage {
+    const history = histories.get(chatid);
+    if (!history) throw new Error(`fake AYD has no chat ${chatid}`);
+    // Strictly increasing times unless a test gives its own.
+    lastCreated = Math.max(Date.now(), lastCreated + 1);
+    const stored: FakeAydMessage = {
+      id: `msg_${++messages}`,
+      chatid,
+      chatbotid: opts.chatId,
+      role: message.role,
+      content: message.content,
+      createdat: message.createdat ?? new Date(lastCreated).toISOString(),
+      issql: false,
+    };
+    history.push(stored);
+    return stored;
+  }
+
+  async function newChat(req: Request): Promise<Response> {
+    if (!hasApiKey(req)) return json({ error: "Authentication failed" }, 401);
+    if (newChatFailure !== null) return json({ error: "Fake newChat failure" }, newChatFailure);
+    const body = await req.json().catch(() => ({}));
+    if (typeof body?.botid !== "string" || body.botid === "") {
+      return json({ error: "botid is required" }, 400);
+    }
+    if (body.botid !== opts.chatId) {
+      return json({ error: "Chatbot not found or access denied" }, 404);
+    }
+    const chatid = `chat_${randomHex(8)}`;
+    chatIds.push(chatid);
+    histories.set(chatid, []);
+    return json({ chatid });
+  }
+
+  function listMessages(req: Request, url: URL): Response {
+    if (!hasApiKey(req)) return json({ error: "Authentication failed" }, 401);
+    if (historyFailure !== null) return json({ error: "Fake history failure" }, historyFailure);
+    const botid = url.searchParams.get("botid");
+    const chatid = url.searchParams.get("chatid") ?? "";
+    if (botid !== opts.chatId) return json({ error: "Chatbot not found or access denied" }, 404);
+    const history = histories.get(chatid);
+    if (!history || forgotten.has(chatid)) return json({ error: "Chat not found" }, 404);
+    historyReads++;
+    const timestamp = url.searchParams.get("timestamp");
+    const before = timestamp === null ? Infinity : Date.parse(timestamp);
+    const page = history.filter((m) => Date.parse(m.createdat) < before)
+      .sort((a, b) => Date.parse(b.createdat) - Date.parse(a.createdat))
+      .slice(0, 20);
+    return json(page);
+  }
 
   function sseResponse(body: ReadableStream<Uint8Array>): Response {
     return new Response(body, {
@@ -235,13 +352,18 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
     } catch {
       return json({ error: "Invalid JSON body" }, 400);
     }
-    const { chatbotid, name, email } = body ?? {};
+    const { chatbotid, name, email, properties } = body ?? {};
     if (chatbotid !== opts.chatId) return json({ error: "Chatbot not found" }, 400);
     if (typeof name !== "string" || typeof email !== "string") {
       return json({ error: "name and email are required" }, 400);
     }
     const code = randomHex(16);
-    codes.set(code, { name, email, chatbotid });
+    codes.set(
+      code,
+      properties === undefined
+        ? { name, email, chatbotid }
+        : { name, email, chatbotid, properties },
+    );
     return json({ url: `${base}/api/chatbot/auth/callback?code=${code}` });
   }
 
@@ -276,6 +398,7 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
   }
 
   async function ask(req: Request, url: URL): Promise<Response> {
+    const withToken = req.headers.has("x-ayd-access-token");
     const token = req.headers.get("x-ayd-access-token") ?? "";
     let body: Record<string, unknown> = {};
     let badJson = false;
@@ -287,15 +410,44 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
     const question = typeof body.question === "string" ? body.question : "";
     const botid = typeof body.botid === "string" ? body.botid : "";
     const query = url.search.replace(/^\?/, "");
-    asks.push({ token, question, botid, fileUrls: body.fileUrls, debug: body.debug, query });
-    const known = tokens.get(token);
-    if (!known || known.expired) return json({ error: "Unauthorized" }, 401);
+    const chatid = typeof body.chatid === "string" ? body.chatid : undefined;
+    asks.push({
+      token,
+      question,
+      botid,
+      fileUrls: body.fileUrls,
+      debug: body.debug,
+      query,
+      chatid,
+      properties: body.properties,
+      apiKey: hasApiKey(req),
+    });
+    if (withToken) {
+      const known = tokens.get(token);
+      if (!known || known.expired) return json({ error: "Unauthorized" }, 401);
+    } else if (!hasApiKey(req)) return json({ error: "Authentication failed" }, 401);
     if (badJson) return json({ error: "Invalid JSON body" }, 400);
     if (botid !== opts.chatId) return json({ error: "Chatbot not found" }, 400);
+    // An API-key ask must name a chat the fake knows.
+    const history = withToken ? undefined : histories.get(chatid ?? "");
+    if (!withToken && (!history || forgotten.has(chatid!))) {
+      return json({ error: "Chat not found" }, 404);
+    }
 
     const behavior: AskBehavior = askHandler
-      ? await askHandler({ question, token })
+      ? await askHandler({ question, token, chatid, properties: body.properties })
       : { kind: "answer", text: `Answer to: ${question}` };
+    if (history && behavior.kind !== "status") {
+      addMessage(chatid!, { role: "user", content: question });
+      const recorded = behavior.kind !== "answer"
+        ? "never"
+        : behavior.recorded ?? (behavior.pause ? "on_resume" : "now");
+      if (behavior.kind === "answer" && recorded !== "never") {
+        const record = () => addMessage(chatid!, { role: "assistant", content: behavior.text });
+        if (recorded === "on_resume") behavior.pause?.until.then(record);
+        else record();
+      }
+    }
     const chunkBytes = opts.chunkBytes ?? 7;
     const delay = opts.chunkDelayMs ?? 0;
     switch (behavior.kind) {
@@ -358,6 +510,9 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
   function route(req: Request): Response | Promise<Response> {
     const url = new URL(req.url);
     const key = `${req.method} ${url.pathname}`;
+    requests.push(key);
+    if (key === "POST /api/chatbot/newChat") return newChat(req);
+    if (key === "GET /api/chatbot/messages") return listMessages(req, url);
     if (key === "POST /api/chatbot/v2/session") return createSession(req);
     if (key === "GET /api/chatbot/auth/callback") {
       return callback(url.searchParams.get("code"), (opts.callbackHops ?? 1) === 1);
@@ -398,6 +553,26 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
     },
     failSessions(status) {
       sessionFailure = status;
+    },
+    requests,
+    chats: chatIds,
+    history(chatid) {
+      const history = histories.get(chatid);
+      if (!history) throw new Error(`fake AYD has no chat ${chatid}`);
+      return history;
+    },
+    addMessage,
+    failNewChat(status) {
+      newChatFailure = status;
+    },
+    failHistory(status) {
+      historyFailure = status;
+    },
+    forgetChat(chatid) {
+      forgotten.add(chatid);
+    },
+    get historyReads() {
+      return historyReads;
     },
     async close() {
       for (const s of [...live]) s.stop();

@@ -234,6 +234,9 @@ Deno.test("fake AYD - ask streams SSE that reassembles multi-byte text split mid
       fileUrls: [],
       debug: false,
       query: "debug=false",
+      chatid: undefined,
+      properties: undefined,
+      apiKey: false,
     }]);
   }));
 
@@ -361,6 +364,135 @@ async function withTwilio(
     await twilio.close();
   }
 }
+
+// ---------------------------------------------------------------- fake AYD: the documented API
+
+function newChat(ayd: FakeAyd, body: unknown = { botid: CHAT_ID }, bearer = API_KEY) {
+  return fetch(`${ayd.url}/api/chatbot/newChat`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function askInChat(ayd: FakeAyd, chatid: string, question: string, bearer = API_KEY) {
+  return fetch(`${ayd.url}/api/ask`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+    body: JSON.stringify({ question, botid: CHAT_ID, chatid, properties: { region: "north" } }),
+  });
+}
+
+function messages(ayd: FakeAyd, chatid: string, timestamp?: string, bearer = API_KEY) {
+  const query = new URLSearchParams({ botid: CHAT_ID, chatid });
+  if (timestamp) query.set("timestamp", timestamp);
+  return fetch(`${ayd.url}/api/chatbot/messages?${query}`, {
+    headers: { authorization: `Bearer ${bearer}` },
+  });
+}
+
+Deno.test("fake AYD - newChat answers a chatid, and the documented errors", () =>
+  withAyd({}, async (ayd) => {
+    const ok = await newChat(ayd);
+    const { chatid } = await ok.json();
+    assert.deepEqual(ayd.chats, [chatid]);
+    const cases: [Response, number, string][] = [
+      [await newChat(ayd, { botid: CHAT_ID }, "wrong"), 401, "Authentication failed"],
+      [await newChat(ayd, {}), 400, "botid is required"],
+      [await newChat(ayd, { botid: "other" }), 404, "Chatbot not found or access denied"],
+    ];
+    for (const [response, status, error] of cases) {
+      assert.equal(response.status, status);
+      assert.deepEqual(await response.json(), { error });
+    }
+    ayd.failNewChat(503);
+    assert.equal((await newChat(ayd)).status, 503);
+  }));
+
+Deno.test("fake AYD - a Bearer ask in a chat streams the answer and records the question, the answer and the properties", () =>
+  withAyd({}, async (ayd) => {
+    const { chatid } = await (await newChat(ayd)).json();
+    assert.equal(textOf(await sseData(await askInChat(ayd, chatid, "late?"))), "Answer to: late?");
+    assert.deepEqual(ayd.asks.map((a) => [a.apiKey, a.chatid, a.properties]), [
+      [true, chatid, { region: "north" }],
+    ]);
+    assert.deepEqual(ayd.history(chatid).map((m) => [m.role, m.content]), [
+      ["user", "late?"],
+      ["assistant", "Answer to: late?"],
+    ]);
+    const refused = await askInChat(ayd, chatid, "q", "wrong");
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+    const unknown = await askInChat(ayd, "chat_unknown", "q");
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+    ayd.forgetChat(chatid);
+    const forgotten = await askInChat(ayd, chatid, "q");
+    assert.equal(forgotten.status, 404);
+    await forgotten.body?.cancel();
+  }));
+
+Deno.test("fake AYD - a paused answer enters the history when it resumes; cut and refused asks leave no answer", () =>
+  withAyd({}, async (ayd) => {
+    const { chatid } = await (await newChat(ayd)).json();
+    const { promise: resume, resolve } = Promise.withResolvers<void>();
+    ayd.onAsk(({ question }) =>
+      question === "paused"
+        ? { kind: "answer", text: "later", pause: { afterChars: 1, until: resume } }
+        : question === "cut"
+        ? { kind: "cut", text: "The answer is" }
+        : { kind: "status", status: 500 }
+    );
+    const paused = await askInChat(ayd, chatid, "paused");
+    assert.deepEqual(ayd.history(chatid).map((m) => m.role), ["user"]);
+    resolve();
+    await paused.body?.cancel();
+    await resume;
+    assert.deepEqual(ayd.history(chatid).map((m) => m.role), ["user", "assistant"]);
+    await (await askInChat(ayd, chatid, "cut")).body?.cancel();
+    await (await askInChat(ayd, chatid, "500")).body?.cancel();
+    assert.deepEqual(ayd.history(chatid).map((m) => [m.role, m.content]), [
+      ["user", "paused"],
+      ["assistant", "later"],
+      ["user", "cut"],
+    ]);
+  }));
+
+Deno.test("fake AYD - the history lists newest first, 20 a page, older pages by timestamp", () =>
+  withAyd({}, async (ayd) => {
+    const { chatid } = await (await newChat(ayd)).json();
+    for (let i = 0; i < 45; i++) ayd.addMessage(chatid, { role: "user", content: `m${i}` });
+    const first = await (await messages(ayd, chatid)).json();
+    assert.equal(first.length, 20);
+    assert.deepEqual([first[0].content, first[19].content], ["m44", "m25"]);
+    assert.deepEqual(Object.keys(first[0]).sort(), [
+      "chatbotid",
+      "chatid",
+      "content",
+      "createdat",
+      "id",
+      "issql",
+      "role",
+    ]);
+    const second = await (await messages(ayd, chatid, first[19].createdat)).json();
+    assert.deepEqual([second[0].content, second.length], ["m24", 20]);
+    const third = await (await messages(ayd, chatid, second[19].createdat)).json();
+    assert.deepEqual(third.map((m: { content: string }) => m.content), [
+      "m4",
+      "m3",
+      "m2",
+      "m1",
+      "m0",
+    ]);
+    assert.equal(ayd.historyReads, 3);
+    const refused = await messages(ayd, chatid, undefined, "wrong");
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+    ayd.failHistory(502);
+    const failing = await messages(ayd, chatid);
+    assert.equal(failing.status, 502);
+    await failing.body?.cancel();
+  }));
 
 // ---------------------------------------------------------------- fake Twilio tests
 

@@ -191,6 +191,7 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
   assert.deepEqual(await ok.json(), {
     status: "ok",
     jobBackend: "kv-queue",
+    aydMode: "session",
     pendingJobs: 0,
     deadLetters: 0,
     instance: t.bridge.instance,
