@@ -17,11 +17,12 @@ import {
   readAydMessages,
 } from "./ayd/mod.ts";
 import type { Config } from "./config.ts";
-import { type AnswerDeps, createConversationHandler } from "./conversation/mod.ts";
+import { type AnswerDeps, createConversationHandler, type Hear } from "./conversation/mod.ts";
 import { DIRECTORY_KEY, type DirectoryMeta, directorySize } from "./people/mod.ts";
 import { createGroupCommit, createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
-import { createWhatsAppSender, type RetryPolicy } from "./whatsapp/mod.ts";
+import { createWhatsAppSender, fetchTwilioMedia, type RetryPolicy } from "./whatsapp/mod.ts";
+import { transcribe } from "./speech/mod.ts";
 import { adminRoutes } from "./console/mod.ts";
 import { createStorageHealth, openKv, pruneExpired } from "./storage/mod.ts";
 
@@ -90,6 +91,35 @@ export function startupGuide(
     "No line at all: Twilio calls another URL. webhook.rejected with reason bad_signature: " +
     "TWILIO_WEBHOOK_URL is not exactly the URL set in Twilio.",
   ].join("\n");
+}
+
+/**
+ * How a voice note becomes text, when `TRANSCRIBE_URL` is set: fetched from
+ * Twilio (credentials only on Twilio's own API host), then transcribed.
+ */
+function hearVoiceNotes(config: Config, fetchFn?: typeof fetch): Hear | undefined {
+  const transcription = config.transcription;
+  if (!transcription) return undefined;
+  return async (medium, signal) => {
+    const audio = await fetchTwilioMedia(medium.url, {
+      accountSid: config.twilioAccountSid,
+      authToken: config.twilioAuthToken,
+      apiBaseUrl: config.twilioApiBaseUrl,
+      maxBytes: config.maxMediaBytes,
+      fetch: fetchFn,
+      signal,
+    });
+    // Twilio's media host may answer a generic type; the webhook said what it is.
+    const contentType = audio.contentType.startsWith("audio/")
+      ? audio.contentType
+      : medium.contentType;
+    const heard = await transcribe({ bytes: audio.bytes, contentType }, {
+      ...transcription,
+      fetch: fetchFn,
+      signal,
+    });
+    return heard.text;
+  };
 }
 
 /**
@@ -223,6 +253,9 @@ export function startBridge(
       typingIndicator: config.typingIndicator,
       partMarkers: config.partMarkers,
       deniedReply: config.deniedReply,
+      hear: hearVoiceNotes(config, deps.fetch),
+      hearTimeoutMs: config.transcription?.timeoutMs,
+      mergeWindowMs: config.mergeWindowMs,
       retry: {
         budgetMs: config.jobRetryBudgetMs,
         baseMs: config.jobRetryBaseMs,

@@ -67,6 +67,8 @@ export interface Config {
   transcription: TranscriptionConfig | undefined;
   /** The largest medium fetched from Twilio, in bytes (Twilio's own cap: 16 MB). */
   maxMediaBytes: number;
+  /** Messages from one number within this of each other are one question; 0 = never. */
+  mergeWindowMs: number;
 }
 
 /** An OpenAI-compatible transcription service (`TRANSCRIBE_*`). */
@@ -322,6 +324,12 @@ const VARIABLES = {
     hint: "the language voice notes are spoken in, as an ISO-639-1 code such as en or de " +
       "(unset: the service detects it)",
   },
+  MERGE_WINDOW_MS: {
+    schema: integer(0, 10_000),
+    fallback: "1000",
+    hint: "milliseconds within which quick messages from one number are asked as one question, " +
+      "0–10000 (default 1000; 0 asks each message alone)",
+  },
   TRANSCRIBE_TIMEOUT_MS: {
     schema: integer(1_000, 600_000),
     fallback: "60000",
@@ -462,6 +470,7 @@ export function loadConfig(
         }
         : undefined,
       maxMediaBytes: values.MAX_MEDIA_BYTES as number,
+      mergeWindowMs: values.MERGE_WINDOW_MS as number,
     },
   };
 }

@@ -38,6 +38,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     JOB_RETRY_BASE_MS: "20",
     // Limits are tested on purpose; elsewhere they must not get in the way.
     RATE_LIMIT_PER_MINUTE: "10000",
+    // Each message is its own question unless a test joins pieces on purpose.
+    MERGE_WINDOW_MS: "0",
     ...overrides,
   };
 }

@@ -167,9 +167,7 @@ const Notice: FC<{ notice: PeopleNotice }> = ({ notice }) => {
           </p>
           {r.invalid.length > 0 && (
             <ul id="import-problems">
-              {r.invalid.slice(0, 100).map(({ line, reason }) => (
-                <li>line {line}: {reason}</li>
-              ))}
+              {r.invalid.slice(0, 100).map(({ line, reason }) => <li>line {line}: {reason}</li>)}
               {r.invalid.length > 100 && <li>… and {r.invalid.length - 100} more</li>}
             </ul>
           )}

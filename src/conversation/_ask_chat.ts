@@ -9,6 +9,7 @@
  */
 import { AydError, type ChatInUse } from "../ayd/mod.ts";
 import { describeError } from "../log.ts";
+import { questionOf } from "../jobs/mod.ts";
 import type { AskContext, AskedIn, BeforeAsk, ChatMode } from "./answer.ts";
 import { answered, failed, isRefusal, REPLIES, type Reply } from "./_replies.ts";
 import { chatProperties } from "./_identity.ts";
@@ -54,7 +55,7 @@ export async function askInChat(
       log.info("ask.started", fields);
       const answer = await mode.ask(
         { chatid: chat.chatid, properties },
-        record.body,
+        questionOf(record),
         signal,
         onText,
       );

@@ -6,6 +6,7 @@
  * @module
  */
 import { type AydAnswer, AydError } from "../ayd/mod.ts";
+import { questionOf } from "../jobs/mod.ts";
 import type { AskContext, SessionMode } from "./answer.ts";
 import { answered, failed, isRefusal, REPLIES, type Reply } from "./_replies.ts";
 
@@ -31,7 +32,7 @@ export async function askInSession(context: AskContext, mode: SessionMode): Prom
   let answer: AydAnswer;
   try {
     log.info("ask.started", fields);
-    answer = await mode.ask(session.token, record.body, signal, onText);
+    answer = await mode.ask(session.token, questionOf(record), signal, onText);
   } catch (error) {
     if (!(error instanceof AydError && error.kind === "unauthorized")) {
       return failed(error, REPLIES.failure);
@@ -44,7 +45,7 @@ export async function askInSession(context: AskContext, mode: SessionMode): Prom
     }
     try {
       // A 401 comes before any text, so `onText` has seen nothing yet.
-      answer = await mode.ask(session.token, record.body, signal, onText);
+      answer = await mode.ask(session.token, questionOf(record), signal, onText);
     } catch (retryError) {
       const refusedAgain = retryError instanceof AydError && retryError.kind === "unauthorized";
       return failed(retryError, refusedAgain ? REPLIES.renewalFailed : REPLIES.failure);

@@ -7,7 +7,7 @@
  * @module
  */
 import { findRecordedAnswer } from "../ayd/mod.ts";
-import type { MessageRecord } from "../jobs/mod.ts";
+import { type MessageRecord, questionOf } from "../jobs/mod.ts";
 import { describeError } from "../log.ts";
 import type { AnswerDeps } from "./answer.ts";
 
@@ -33,7 +33,7 @@ export async function recoverAnswer(
     const found = await findRecordedAnswer(
       (before) => history(chatid, before, signal),
       { chatid, anchor },
-      record.body,
+      questionOf(record),
     );
     if (found.kind === "answered") {
       deps.log.info("ask.recovered", fields);

@@ -19,6 +19,9 @@ export const REPLIES = {
   notText:
     "I can only read text messages, not photos, voice notes, stickers, locations or contacts. " +
     'Please type your question, for example: "How many orders shipped late last week?"',
+  voiceUnclear: "I couldn't make out that voice note. Please try again or type your question.",
+  voiceTooLong:
+    "That voice note is too long for me. Please send a shorter one or type your question.",
 } as const;
 
 /** A reply to send, and how it came about. */

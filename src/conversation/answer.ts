@@ -8,7 +8,7 @@
  */
 import type { AydAnswer, AydMessage, AydRefusals, ChatStore, SessionStore } from "../ayd/mod.ts";
 import { commandReply, parseCommand } from "./commands.ts";
-import type { MessageRecord } from "../jobs/mod.ts";
+import { type MessageRecord, questionOf } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 import { expireAt } from "../storage/mod.ts";
 import { whoAsks } from "./_identity.ts";
@@ -133,8 +133,9 @@ export async function composeReply(
   beforeAsk?: BeforeAsk,
 ): Promise<Reply> {
   if (record.refusal) return await refusalNotice(deps.kv, record, deps.deniedReply);
-  if (record.body.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
-  const command = parseCommand(record.body);
+  const question = questionOf(record);
+  if (question.trim() === "") return { text: REPLIES.notText, outcome: "not_text" };
+  const command = parseCommand(question);
   if (command === "reset") await forget(deps.ayd, record.phone);
   if (command) return { text: commandReply(command, deps.ayd.mode), outcome: "command" };
   const who = await whoAsks(deps.kv, record.phone, { directoryGates: deps.directoryGates });

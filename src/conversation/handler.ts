@@ -29,6 +29,7 @@ import {
   recordAnswerTime,
 } from "../jobs/mod.ts";
 import { sendEarly } from "./_early_sends.ts";
+import { type Hear, prepareQuestion, type QuestionDeps } from "./_question.ts";
 import { describeError, maskPhone } from "../log.ts";
 import {
   loadFormatting,
@@ -54,6 +55,12 @@ export interface ConversationDeps extends AnswerDeps {
   /** Show "typing…" while the answer is prepared. */
   typingIndicator: boolean;
   partMarkers: PartMarkers;
+  /** Turns a voice note into text; unset = voice notes get the "text only" reply. */
+  hear?: Hear;
+  /** How long hearing one voice note may take (default 60 s). */
+  hearTimeoutMs?: number;
+  /** Pieces typed within this of each other are asked as one question; 0 = never (default). */
+  mergeWindowMs?: number;
   now?: () => number;
 }
 
@@ -90,6 +97,16 @@ export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
 export function createConversationHandler(deps: ConversationDeps): MessageHandler {
   const now = deps.now ?? Date.now;
   const { kv, log } = deps;
+  const question: QuestionDeps = {
+    kv,
+    sender: deps.sender,
+    log,
+    hear: deps.hear,
+    hearTimeoutMs: deps.hearTimeoutMs ?? 60_000,
+    mergeWindowMs: deps.mergeWindowMs ?? 0,
+    maxSmsChars: deps.maxSmsChars,
+    now,
+  };
 
   /** Saves `record` under the lease, with any extra mutations. */
   const save = (lease: Lease, record: MessageRecord, extra = (op: Deno.AtomicOperation) => op) =>
@@ -172,15 +189,18 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     record: MessageRecord,
     text: string,
     failure: string,
+    options: { deadLetter?: boolean } = {},
   ): Promise<Disposition | Replying> {
     const sent = record.sentParts ?? 0;
+    // A voice note that could not be made out is answered, not a failure of the bridge.
+    const deadLetter = options.deadLetter ?? true;
     const replying: MessageRecord = {
       ...record,
       state: "replying",
       parts: sent + 1,
       sentParts: sent,
-      outcome: "failed",
-      lastError: failure,
+      outcome: deadLetter ? "failed" : "not_understood",
+      lastError: deadLetter ? failure : undefined,
     };
     const kept = await save(lease, replying, (op) => {
       // Parts after this one (of an answer that could not be delivered) go.
@@ -298,10 +318,37 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       // Interrupted that often, the message itself may be what kills the process.
       return replyWith(lease, queued, REPLIES.failure, "interrupted too many times");
     }
+    // "typing…" from the start: a question typed in pieces waits for its next piece.
+    const stopTyping = showTyping(deps, queued);
+    try {
+      return await askNow(lease, queued);
+    } finally {
+      stopTyping();
+    }
+  }
+
+  /** Prepares the question (pieces joined, voice notes heard), then asks it. */
+  async function askNow(lease: Lease, queued: MessageRecord): Promise<Disposition | Replying> {
+    let extra = (op: Deno.AtomicOperation) => op;
+    if (queued.state === "queued") {
+      const prepared = await prepareQuestion(question, lease, queued, (next) => save(lease, next));
+      if (prepared === "lost") return "lost";
+      if ("reply" in prepared) {
+        const at = prepared.transient ? retryAt(queued) : undefined;
+        if (at !== undefined) {
+          return postpone(lease, { ...queued, attempt: queued.attempt + 1 }, at, prepared.reason);
+        }
+        return replyWith(lease, queued, prepared.reply, prepared.failure ?? prepared.reason, {
+          deadLetter: prepared.failure !== undefined,
+        });
+      }
+      queued = prepared.record;
+      extra = prepared.extra;
+    }
     // A new attempt asks afresh: where an earlier one asked is no longer its question's place.
     const { askedIn: _, ...fresh } = queued;
     const record: MessageRecord = { ...fresh, state: "asking", attempt: queued.attempt + 1 };
-    if (!await save(lease, record)) return "lost";
+    if (!await save(lease, record, extra)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
 
     const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
@@ -325,12 +372,11 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       keepPart: (op, index, body) =>
         op.set(replyPartKey(record.messageSid, index), { body } satisfies ReplyPart),
     });
-    const stopTyping = showTyping(deps, record);
     // Saved in turn with the counts of early parts, so that later saves keep it.
     const beforeAsk = (askedIn: AskedIn) => early.saveInTurn(() => ({ ...record, askedIn }));
     const reply = await composeReply(deps, record, fieldsOf(record), (delta) => {
       for (const part of stream.push(delta)) early.offer(part, streamed.push(part) - 1);
-    }, beforeAsk).finally(stopTyping);
+    }, beforeAsk);
     early.stop();
     if (reply.lost) return (await early.settled(), "lost");
 

@@ -8,3 +8,4 @@
 export * from "./handler.ts";
 export * from "./answer.ts";
 export * from "./commands.ts";
+export { type Hear, voiceNoteOf } from "./_question.ts";

@@ -63,8 +63,15 @@ export async function retryDeadLetter(
   ]);
   if (!letter.value) return "not_found";
   if (!record.value) return "message_expired";
-  const { messageSid: sid, phone, body, numMedia } = record.value;
-  const message = { messageSid: sid, phone, body, numMedia, receivedAt: options.now ?? Date.now() };
+  const { messageSid: sid, phone, body, numMedia, media } = record.value;
+  const message = {
+    messageSid: sid,
+    phone,
+    body,
+    numMedia,
+    media,
+    receivedAt: options.now ?? Date.now(),
+  };
   const number = await kv.get<NumberState>(numberKey(phone));
   const op = enqueueMessage(
     kv.atomic().check(letter).delete(deadLetterKey(sid)).delete(failuresKey(sid)),

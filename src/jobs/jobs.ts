@@ -66,7 +66,29 @@ export interface MessageRecord extends InboundMessage {
   /** Once the reply is known: how many parts it has, and how many went out. */
   parts?: number;
   sentParts?: number;
-  outcome?: "answered" | "empty" | "not_text" | "command" | "denied" | "rate_limited" | "failed";
+  outcome?:
+    | "answered"
+    | "empty"
+    | "not_text"
+    | "not_understood"
+    | "command"
+    | "denied"
+    | "rate_limited"
+    | "merged"
+    | "failed";
+  /**
+   * What is asked when it is not `body`: a voice note's transcript, or the
+   * pieces of a question typed as several messages, joined one per line.
+   */
+  question?: string;
+  /** A voice note's transcript, once made: it is never made again. */
+  transcript?: string;
+  /** When the transcript's echo (`🎤 _…_`) started going out, and whether it did. */
+  echo?: { since: number; sent: boolean };
+  /** The messages joined into this one's question (their MessageSids). */
+  merged?: string[];
+  /** The message whose question this one's text joined. */
+  mergedInto?: string;
   lastError?: string;
   /** When this record was last saved (Unix ms): a send after it may have reached Twilio. */
   savedAt?: number;
@@ -204,6 +226,9 @@ export function newRecord(message: InboundMessage, seq: number): MessageRecord {
   const expiresAt = message.receivedAt + MESSAGE_TTL_MS;
   return { ...message, seq, state: "queued", attempt: 0, nextAttemptAt: 0, expiresAt };
 }
+
+/** What is asked for a message: its question when it has one (a transcript, joined pieces), else its text. */
+export const questionOf = (record: MessageRecord): string => record.question ?? record.body;
 
 /** When a record is forgotten: `MESSAGE_TTL_MS` after its arrival. */
 export const expiresAtOf = (record: MessageRecord): number =>
