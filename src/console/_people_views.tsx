@@ -153,7 +153,7 @@ const Notice: FC<{ notice: PeopleNotice }> = ({ notice }) => {
         <div class="error" role="alert">
           Not saved:
           <ul>
-            {notice.problems.map((problem) => <li>{problem}</li>)}
+            {notice.problems.map((problem) => <li key={problem}>{problem}</li>)}
           </ul>
         </div>
       );
@@ -167,7 +167,9 @@ const Notice: FC<{ notice: PeopleNotice }> = ({ notice }) => {
           </p>
           {r.invalid.length > 0 && (
             <ul id="import-problems">
-              {r.invalid.slice(0, 100).map(({ line, reason }) => <li>line {line}: {reason}</li>)}
+              {r.invalid.slice(0, 100).map(({ line, reason }) => (
+                <li key={line}>line {line}: {reason}</li>
+              ))}
               {r.invalid.length > 100 && <li>… and {r.invalid.length - 100} more</li>}
             </ul>
           )}
