@@ -10,6 +10,7 @@ import { formatConfigProblems, isUnconfigured, loadConfig } from "./src/config.t
 import { kvOpenError, openKv } from "./src/storage/mod.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
 import { scheduleSessionsExport } from "./src/ayd/mod.ts";
+import { loadTelemetry } from "./src/telemetry/mod.ts";
 
 const env = Deno.env.toObject();
 if (Deno.args.includes("--dev") && isUnconfigured(env)) {
@@ -48,7 +49,9 @@ opened.kv = await openKv(config.kvPath).catch((error) => {
   console.error(kvOpenError(config.kvPath, error));
   Deno.exit(1);
 });
-bridge = startBridge(config, { kv: opened.kv, log });
+// With OTEL_DENO=true, Deno exports what the bridge records; else nothing loads.
+const telemetry = await loadTelemetry(env);
+bridge = startBridge(config, { kv: opened.kv, log, telemetry });
 // Standard output carries the JSON lines; a person at a terminal gets these too.
 if (Deno.stderr.isTerminal()) console.error(startupGuide(config, bridge.url));
 

@@ -21,7 +21,13 @@ import { type AnswerDeps, createConversationHandler, type Hear } from "./convers
 import { DIRECTORY_KEY, type DirectoryMeta, directorySize } from "./people/mod.ts";
 import { createGroupCommit, createJobs, createLaneRunner, createPresence } from "./jobs/mod.ts";
 import { describeError, type Logger } from "./log.ts";
-import { createWhatsAppSender, fetchTwilioMedia, type RetryPolicy } from "./whatsapp/mod.ts";
+import {
+  createWhatsAppSender,
+  fetchTwilioMedia,
+  type RetryPolicy,
+  type WhatsAppSender,
+} from "./whatsapp/mod.ts";
+import { noTelemetry, type Telemetry } from "./telemetry/mod.ts";
 import { transcribe } from "./speech/mod.ts";
 import { adminRoutes } from "./console/mod.ts";
 import { createStorageHealth, openKv, pruneExpired } from "./storage/mod.ts";
@@ -91,6 +97,28 @@ export function startupGuide(
     "No line at all: Twilio calls another URL. webhook.rejected with reason bad_signature: " +
     "TWILIO_WEBHOOK_URL is not exactly the URL set in Twilio.",
   ].join("\n");
+}
+
+/**
+ * Each send to Twilio (and each look-up of one) in a span of its own, inside
+ * the message's trace; Deno's own span of the HTTP request nests in it.
+ */
+function tracedSender(telemetry: Telemetry, sender: WhatsAppSender): WhatsAppSender {
+  if (!telemetry.enabled) return sender;
+  return {
+    send: (message) =>
+      telemetry.span("twilio.send", {
+        "twilio.media": (message.mediaUrls?.length ?? 0) > 0,
+        "twilio.body_chars": message.body?.length ?? 0,
+      }, () => sender.send(message)),
+    typing: (sid) => sender.typing(sid),
+    findSent: (query) =>
+      telemetry.span("twilio.lookup", {}, async (span) => {
+        const sid = await sender.findSent(query);
+        span.set({ "twilio.found": sid !== undefined });
+        return sid;
+      }),
+  };
 }
 
 /**
@@ -169,9 +197,12 @@ export function startBridge(
     twilioTimeoutMs?: number;
     /** More routes by mount path; only the sandbox passes any. */
     routes?: AppDeps["routes"];
+    /** OpenTelemetry when `OTEL_DENO=true` (see `loadTelemetry`); nothing by default. */
+    telemetry?: Telemetry;
   },
 ): Bridge {
   const { kv, log } = deps;
+  const telemetry = deps.telemetry ?? noTelemetry;
   const ayd: AydOptions = {
     baseUrl: config.aydBaseUrl,
     apiKey: config.aydApiKey,
@@ -212,17 +243,20 @@ export function startBridge(
       ask: (token, question, signal, onText) => askAyd(ayd, token, question, signal, onText),
       refusals,
     };
-  const sender = createWhatsAppSender({
-    accountSid: config.twilioAccountSid,
-    authToken: config.twilioAuthToken,
-    fromNumber: config.twilioFromNumber,
-    apiBaseUrl: config.twilioApiBaseUrl,
-    statusCallback,
-    fetch: deps.fetch,
-    retry: deps.twilioRetry,
-    requestTimeoutMs: deps.twilioTimeoutMs,
-    log,
-  });
+  const sender = tracedSender(
+    telemetry,
+    createWhatsAppSender({
+      accountSid: config.twilioAccountSid,
+      authToken: config.twilioAuthToken,
+      fromNumber: config.twilioFromNumber,
+      apiBaseUrl: config.twilioApiBaseUrl,
+      statusCallback,
+      fetch: deps.fetch,
+      retry: deps.twilioRetry,
+      requestTimeoutMs: deps.twilioTimeoutMs,
+      log,
+    }),
+  );
   // Not a secret: it lets `deno task doctor` tell this bridge from another server.
   const instance = crypto.randomUUID();
   const urlHints = createUrlHints();
@@ -256,6 +290,7 @@ export function startBridge(
       hear: hearVoiceNotes(config, deps.fetch),
       hearTimeoutMs: config.transcription?.timeoutMs,
       mergeWindowMs: config.mergeWindowMs,
+      telemetry,
       retry: {
         budgetMs: config.jobRetryBudgetMs,
         baseMs: config.jobRetryBaseMs,
@@ -276,6 +311,7 @@ export function startBridge(
     storage,
     instance,
     urlHints,
+    telemetry,
     aydMode: config.aydMode,
     aydProblem: refusals.problem,
     routes: {

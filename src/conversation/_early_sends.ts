@@ -26,6 +26,8 @@ export interface EarlySendDeps {
   save: (record: MessageRecord, extra?: (op: Deno.AtomicOperation) => void) => Promise<boolean>;
   /** Adds the write that keeps part `index` in KV until the job ends. */
   keepPart: (op: Deno.AtomicOperation, index: number, body: string) => void;
+  /** Hears of each part Twilio accepted (for the time-to-first-part metric). */
+  onSent?: (index: number) => void;
 }
 
 /** The early sends of one answer. */
@@ -126,6 +128,7 @@ export function sendEarly(record: MessageRecord, deps: EarlySendDeps): EarlySend
       return false;
     }
     sent = index + 1;
+    deps.onSent?.(index);
     if (await inTurn(() => deps.save({ ...latest, sentParts: sent }))) {
       deps.log.info("reply.part_sent", { ...fields, part: sent, streaming: true });
     }

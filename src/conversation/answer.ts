@@ -11,6 +11,7 @@ import { commandReply, parseCommand } from "./commands.ts";
 import { type MessageRecord, questionOf } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 import { expireAt } from "../storage/mod.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import { whoAsks } from "./_identity.ts";
 import { askInSession } from "./_ask_session.ts";
 import { askInChat } from "./_ask_chat.ts";
@@ -104,6 +105,8 @@ export interface AnswerDeps {
   directoryGates: boolean;
   log: Logger;
   aydTimeoutMs: number;
+  /** Spans for each ask and the answer's duration; nothing by default. */
+  telemetry?: Telemetry;
 }
 
 /** What one ask works with, whichever the mode. */
@@ -151,8 +154,11 @@ function forget(ayd: AnswerDeps["ayd"], phone: string): Promise<void> {
   return ayd.mode === "chat" ? ayd.chats.drop(phone) : ayd.sessions.drop(phone);
 }
 
-/** Asks AYD within the time budget, in the number's session or chat. */
-async function askAyd(
+/**
+ * Asks AYD within the time budget, in the number's session or chat, in a
+ * span that records how long the first token and the whole answer took.
+ */
+function askAyd(
   deps: AnswerDeps,
   record: MessageRecord,
   fields: Record<string, string | number>,
@@ -160,29 +166,53 @@ async function askAyd(
   onText?: (delta: string) => void,
   beforeAsk?: BeforeAsk,
 ): Promise<Reply> {
-  const started = performance.now();
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), deps.aydTimeoutMs);
-  const context: AskContext = {
-    record,
-    fields,
-    signal: controller.signal,
-    who,
-    log: deps.log,
-    onText,
-  };
-  const reply =
-    await (deps.ayd.mode === "chat"
+  const telemetry = deps.telemetry ?? noTelemetry;
+  return telemetry.span("ayd.ask", { "ayd.mode": deps.ayd.mode }, async (span) => {
+    const started = performance.now();
+    let firstToken: number | undefined;
+    let chars = 0;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), deps.aydTimeoutMs);
+    const context: AskContext = {
+      record,
+      fields,
+      signal: controller.signal,
+      who,
+      log: deps.log,
+      onText(delta) {
+        firstToken ??= performance.now() - started;
+        chars += delta.length;
+        onText?.(delta);
+      },
+    };
+    telemetry.conversations(1);
+    const reply = await (deps.ayd.mode === "chat"
       ? askInChat(context, deps.ayd, beforeAsk)
-      : askInSession(context, deps.ayd)).finally(() => clearTimeout(timer));
-  if (reply.lost) return reply;
-  // A failed ask is usually a setting (key, chatbot) or AYD itself: worth a warning.
-  const logAt = reply.outcome === "failed" ? deps.log.warn : deps.log.info;
-  logAt("ask.finished", {
-    ...fields,
-    outcome: reply.outcome,
-    duration_ms: Math.round(performance.now() - started),
-    reason: reply.reason,
+      : askInSession(context, deps.ayd)).finally(() => {
+        clearTimeout(timer);
+        telemetry.conversations(-1);
+      });
+    if (reply.lost) {
+      return reply;
+    }
+    const duration = Math.round(performance.now() - started);
+    span.set({
+      "ayd.outcome": reply.outcome,
+      "ayd.time_to_first_token_ms": firstToken === undefined ? undefined : Math.round(firstToken),
+      "ayd.answer_chars": chars,
+    });
+    if (reply.outcome === "failed") {
+      span.fail(reply.transient ? "transient" : "failed");
+    }
+    telemetry.record("bridge.answer_duration", duration, { outcome: reply.outcome });
+    // A failed ask is usually a setting (key, chatbot) or AYD itself: worth a warning.
+    const logAt = reply.outcome === "failed" ? deps.log.warn : deps.log.info;
+    logAt("ask.finished", {
+      ...fields,
+      outcome: reply.outcome,
+      duration_ms: duration,
+      reason: reply.reason,
+    });
+    return reply;
   });
-  return reply;
 }

@@ -31,6 +31,7 @@ import {
 import { sendEarly } from "./_early_sends.ts";
 import { type Hear, prepareQuestion, type QuestionDeps } from "./_question.ts";
 import { describeError, maskPhone } from "../log.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import {
   loadFormatting,
   type PartMarkers,
@@ -97,6 +98,11 @@ export const replyPartKey = (sid: string, index: number): Deno.KvKey => [
 export function createConversationHandler(deps: ConversationDeps): MessageHandler {
   const now = deps.now ?? Date.now;
   const { kv, log } = deps;
+  const telemetry = deps.telemetry ?? noTelemetry;
+  /** The person's wait for the first part of the reply, from the webhook on. */
+  const firstPart = (record: MessageRecord, index: number) => {
+    if (index === 0) telemetry.record("bridge.first_part", now() - record.receivedAt);
+  };
   const question: QuestionDeps = {
     kv,
     sender: deps.sender,
@@ -127,6 +133,10 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
   async function postpone(lease: Lease, record: MessageRecord, at: number, reason: string) {
     const next = { ...record, nextAttemptAt: at, lastError: reason };
     if (!await save(lease, next)) return "lost";
+    telemetry.event("job.retry_scheduled", {
+      "job.attempt": record.attempt,
+      "retry.delay_ms": at - now(),
+    });
     log.warn("job.retry_scheduled", {
       ...fieldsOf(record),
       delay_ms: at - now(),
@@ -170,6 +180,10 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       lastError: failure ?? record.lastError,
     };
     if (!await save(lease, final, ending(record, failure))) return "lost";
+    if (final.state === "failed") {
+      telemetry.event("job.dead_letter", { "job.attempt": final.attempt });
+    }
+    telemetry.count("bridge.answers", { outcome: final.outcome, state: final.state });
     (final.state === "failed" ? log.warn : log.info)("job.finished", {
       ...fieldsOf(final),
       state: final.state,
@@ -350,6 +364,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const record: MessageRecord = { ...fresh, state: "asking", attempt: queued.attempt + 1 };
     if (!await save(lease, record, extra)) return "lost";
     log.info("job.started", { ...fieldsOf(record), queued_ms: now() - record.receivedAt });
+    if (record.attempt === 1) telemetry.record("bridge.queue_delay", now() - record.receivedAt);
 
     const { createPartStream, labelPart, MARKER_ROOM, splitMessage } = await loadFormatting();
     const room = deps.partMarkers === "none" ? deps.maxSmsChars : deps.maxSmsChars - MARKER_ROOM;
@@ -371,6 +386,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       save: (next, extra) => save(lease, next, (op) => (extra?.(op), op)),
       keepPart: (op, index, body) =>
         op.set(replyPartKey(record.messageSid, index), { body } satisfies ReplyPart),
+      onSent: (index) => firstPart(record, index),
     });
     // Saved in turn with the counts of early parts, so that later saves keep it.
     const beforeAsk = (askedIn: AskedIn) => early.saveInTurn(() => ({ ...record, askedIn }));
@@ -458,6 +474,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         if (!unsure || !await reachedTwilio(record, part, index)) {
           const { body, mediaUrl } = part;
           await deps.sender.send({ to: record.phone, body, mediaUrls: mediaUrl ? [mediaUrl] : [] });
+          firstPart(record, index);
         }
       } catch (error) {
         const reason = describeError(error);
@@ -494,7 +511,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
   }
 
-  return {
+  return withSpans(telemetry, {
     async handle(record, lease) {
       if (record.state === "replying") {
         return deliver(lease, { record, parts: await savedParts(record.messageSid) }, true);
@@ -524,12 +541,39 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         failed ? takeOut(op).set(messageKey(item.messageSid), failed) : takeOut(op)
       ).catch(() => lease.commit(takeOut));
       if (!out) return;
+      telemetry.event("job.dead_letter", { "job.attempt": letter.attempts });
+      telemetry.count("bridge.answers", { outcome: "failed", state: "failed" });
       log.warn("job.abandoned", { ...fields, reason });
       // Sent after the commit, so it goes out at most once.
       if (!record?.refusal && lease.held()) {
         await notify(deps, { phone: item.phone, messageSid: item.messageSid }, REPLIES.failure);
       }
     },
+  });
+}
+
+/**
+ * Runs each job, and each dead letter, in a span that is a child of the
+ * webhook's, whichever process or restart runs it.
+ */
+function withSpans(telemetry: Telemetry, handler: MessageHandler): MessageHandler {
+  if (!telemetry.enabled) return handler;
+  return {
+    handle: (record, lease) =>
+      telemetry.span("message.job", {
+        "job.state": record.state,
+        "job.attempt": record.attempt,
+        "job.merged": record.merged?.length,
+      }, async (span) => {
+        const disposition = await handler.handle(record, lease);
+        span.set({ "job.result": typeof disposition === "string" ? disposition : "retry" });
+        return disposition;
+      }, record.trace),
+    abandon: (item, reason, lease) =>
+      telemetry.span("message.abandon", {}, (span) => {
+        span.fail("dead letter");
+        return handler.abandon!(item, reason, lease);
+      }, item.record?.trace),
   };
 }
 

@@ -33,6 +33,12 @@ export interface InboundMessage {
   receivedAt: number;
   /** Set when the sender may not ask (then `body` is not kept). */
   refusal?: Refusal;
+  /**
+   * The webhook's trace context (W3C `traceparent`, `tracestate`) when
+   * OpenTelemetry is on, so the worker's spans join the webhook's trace,
+   * also after a restart or on another instance.
+   */
+  trace?: Record<string, string>;
 }
 
 /** One medium of an inbound message, as Twilio announced it. */

@@ -10,6 +10,7 @@ import { bodyLimit } from "hono/body-limit";
 import { every } from "hono/combine";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
+import { routePath } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import {
   count as countMetric,
@@ -22,6 +23,7 @@ import {
 import { DIRECTORY_KEY, type DirectoryMeta, directorySize, personKey } from "../people/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
 import { storageErrorClass, type StorageHealth } from "../storage/mod.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import { admit, type Policy } from "./policy.ts";
 import {
@@ -75,6 +77,8 @@ export interface AppDeps {
    * this bridge from another server behind the same host.
    */
   instance?: string;
+  /** Spans named by route, the trace carried with each message, webhook counts. */
+  telemetry?: Telemetry;
   /** Where signature mismatches are explained; one of its own by default. */
   urlHints?: UrlHints;
   now?: () => number;
@@ -94,7 +98,9 @@ type Env = { Variables: { log: Logger; form: FormParams } };
 export function createApp(deps: AppDeps): Hono<Env> {
   const now = deps.now ?? Date.now;
   const hints = deps.urlHints ?? createUrlHints({ now });
+  const telemetry = deps.telemetry ?? noTelemetry;
   const app = new Hono<Env>();
+  if (telemetry.enabled) app.use(routeSpans(telemetry));
   app.use(secureHeaders());
   app.use(requestId());
   app.use(async (c, next) => {
@@ -114,6 +120,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       now: now(),
     });
     if (!("messageSid" in message)) {
+      telemetry.count("bridge.messages", { outcome: "rejected", reason: message.reason });
       log[message.status === 200 ? "info" : "warn"]("webhook.rejected", { reason: message.reason });
       return message.status === 200 ? twiml(c) : c.text(
         `${message.status === 400 ? "Bad Request" : "Forbidden"}: ${message.reason}`,
@@ -124,8 +131,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     log.info("webhook.received", fields);
     let submitted: Awaited<ReturnType<typeof submit>>;
     try {
-      submitted = await withDeadline(submit(deps, message), STORE_DEADLINE_MS);
+      const trace = telemetry.carrier();
+      submitted = await withDeadline(
+        submit(deps, trace ? { ...message, trace } : message),
+        STORE_DEADLINE_MS,
+      );
     } catch (error) {
+      telemetry.count("bridge.messages", { outcome: "store_failed" });
       // Twilio does not retry a 5xx: answer 200 and tell the person instead.
       deps.storage?.failed(error);
       const apologize = apologies.due(message.phone, now());
@@ -137,6 +149,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return twiml(c, apologize ? STORE_FAILED_REPLY : undefined);
     }
     const { outcome, refusal } = submitted;
+    telemetry.count("bridge.messages", {
+      outcome: outcome === "duplicate" ? "duplicate" : refusal?.kind ?? "accepted",
+    });
     if (outcome === "duplicate") log.info("webhook.duplicate", fields);
     else if (refusal) log.info(`webhook.${refusal.kind}`, fields);
     else log.info("webhook.enqueued", fields);
@@ -212,6 +227,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
   return withFallbacks(app, deps.log);
 }
 
+/**
+ * Names each request's span by the route that served it (`POST /whatsapp`),
+ * as OpenTelemetry's HTTP conventions ask; an unmatched path keeps the
+ * method alone, so a scan of random paths cannot flood span names.
+ */
+function routeSpans(telemetry: Telemetry): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    await next();
+    const route = routePath(c, -1);
+    if (c.res.status !== 404 && route && route !== "*" && route !== "/*") {
+      telemetry.route(c.req.method, route);
+    }
+  };
+}
+
 /** Plain-text 404s, and 500s that are logged without details leaking out. */
 function withFallbacks(app: Hono<Env>, log: Logger): Hono<Env> {
   app.notFound((c) => c.text("Not Found", 404));
@@ -242,11 +272,16 @@ function hintFields(hints: UrlHint[]): Record<string, string> {
  */
 function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): MiddlewareHandler<Env> {
   const url = route === "webhook" ? deps.twilioWebhookUrl : deps.statusCallbackUrl;
+  const telemetry = deps.telemetry ?? noTelemetry;
+  const rejected = (reason: string) => {
+    if (route === "webhook") telemetry.count("bridge.messages", { outcome: "rejected", reason });
+  };
   const verify: MiddlewareHandler<Env> = async (c, next) => {
     const log = c.get("log");
     const type = c.req.header("content-type")?.split(";", 1)[0].trim().toLowerCase();
     if (type !== "application/x-www-form-urlencoded") {
       log.warn("webhook.rejected", { reason: "content_type" });
+      rejected("content_type");
       return c.text("Unsupported Media Type: expected application/x-www-form-urlencoded", 415);
     }
     const params = parseForm(await c.req.text());
@@ -259,6 +294,7 @@ function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): Middlew
     });
     if (!signed) {
       log.warn("webhook.rejected", { reason: "bad_signature" });
+      rejected("bad_signature");
       const found = signature && hints.failed(route, {
         url: c.req.url,
         headers: c.req.raw.headers,
@@ -286,6 +322,7 @@ function twilioForm(deps: AppDeps, hints: UrlHints, route: HintedRoute): Middlew
     maxSize: MAX_WEBHOOK_BYTES,
     onError: (c) => {
       (c.get("log") as Logger).warn("webhook.rejected", { reason: "too_large" });
+      rejected("too_large");
       return c.text("Payload Too Large", 413);
     },
   });
