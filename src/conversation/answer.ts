@@ -150,6 +150,33 @@ export async function composeReply(
   return await askAyd(deps, record, fields, who, onText, beforeAsk);
 }
 
+/**
+ * Opens the number's AYD session or chat ahead of its question, while the
+ * question is still being put together (pieces awaited, a voice note
+ * heard), so that asking starts at once when it is ready. Never rejects:
+ * a failure here is met, and reported, by the ask itself.
+ *
+ * @example
+ * ```ts
+ * const warming = warmUp(deps, record);
+ * const question = await prepare(record);
+ * await warming;
+ * ```
+ */
+export async function warmUp(deps: AnswerDeps, record: MessageRecord): Promise<void> {
+  if (record.refusal || parseCommand(record.body)) return;
+  try {
+    const who = await whoAsks(deps.kv, record.phone, { directoryGates: deps.directoryGates });
+    if (who.refused) return;
+    const signal = AbortSignal.timeout(deps.aydTimeoutMs);
+    await (deps.ayd.mode === "chat"
+      ? deps.ayd.chats.getOrCreate(record.phone, signal, who.asker)
+      : deps.ayd.sessions.getOrCreate(record.phone, signal, who.asker));
+  } catch {
+    // The ask opens it again, and says what went wrong.
+  }
+}
+
 function forget(ayd: AnswerDeps["ayd"], phone: string): Promise<void> {
   return ayd.mode === "chat" ? ayd.chats.drop(phone) : ayd.sessions.drop(phone);
 }

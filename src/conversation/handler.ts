@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type AnswerDeps, type AskedIn, composeReply, REPLIES } from "./answer.ts";
+import { type AnswerDeps, type AskedIn, composeReply, REPLIES, warmUp } from "./answer.ts";
 import { recoverAnswer } from "./_recover.ts";
 import { type Backoff, backoffDelay } from "../backoff.ts";
 import {
@@ -29,7 +29,7 @@ import {
   recordAnswerTime,
 } from "../jobs/mod.ts";
 import { sendEarly } from "./_early_sends.ts";
-import { type Hear, prepareQuestion, type QuestionDeps } from "./_question.ts";
+import { type Hear, prepareQuestion, type QuestionDeps, voiceNoteOf } from "./_question.ts";
 import { describeError, maskPhone } from "../log.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import {
@@ -345,7 +345,11 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
   async function askNow(lease: Lease, queued: MessageRecord): Promise<Disposition | Replying> {
     let extra = (op: Deno.AtomicOperation) => op;
     if (queued.state === "queued") {
+      // The merge window and the transcription wait anyway: AYD's side gets ready meanwhile.
+      const waits = question.mergeWindowMs > 0 || (deps.hear && voiceNoteOf(queued));
+      const warming = waits ? warmUp(deps, queued) : undefined;
       const prepared = await prepareQuestion(question, lease, queued, (next) => save(lease, next));
+      await warming;
       if (prepared === "lost") return "lost";
       if ("reply" in prepared) {
         const at = prepared.transient ? retryAt(queued) : undefined;
