@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as v from "valibot";
 import { chooseBackend, type JobBackend } from "./jobs/mod.ts";
 import { resolveKvLocation } from "./storage/mod.ts";
 import { parseAllowedNumbers } from "./webhook/mod.ts";
@@ -93,31 +93,37 @@ export type ConfigResult =
 
 const e164 = /^\+[1-9]\d{6,14}$/;
 
-const httpUrl = z.string().refine((value) => {
-  try {
-    return ["http:", "https:"].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-});
+const httpUrl = v.pipe(
+  v.string(),
+  v.check((value) => {
+    try {
+      return ["http:", "https:"].includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }),
+);
 
 /** A transcription service's base URL: the client adds `/v1/audio/transcriptions` itself. */
-const transcribeBaseUrl = httpUrl.refine((value) => {
-  try {
-    return !/\/v1(\/audio\/transcriptions)?\/*$/.test(new URL(value).pathname);
-  } catch {
-    return false;
-  }
-});
+const transcribeBaseUrl = v.pipe(
+  httpUrl,
+  // Valibot runs every check of a pipe, so this one meets bad URLs too.
+  v.check((value) => !/\/v1(\/audio\/transcriptions)?\/*$/.test(URL.parse(value)?.pathname ?? "")),
+);
 
 const integer = (min: number, max: number) =>
-  z.string().regex(/^\d+$/).transform(Number).pipe(
-    z.number().int().min(min).max(max),
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+$/),
+    v.transform(Number),
+    v.integer(),
+    v.minValue(min),
+    v.maxValue(max),
   );
 
 /** One variable: its schema, its default, and how to fix a bad value. */
 interface Variable {
-  schema: z.ZodType;
+  schema: v.GenericSchema<string | undefined, unknown>;
   fallback?: string;
   /** An empty value means itself, not the default. */
   emptyMeansEmpty?: boolean;
@@ -126,18 +132,20 @@ interface Variable {
 
 const VARIABLES = {
   TWILIO_ACCOUNT_SID: {
-    schema: z.string().regex(/^AC[0-9a-fA-F]{32}$/),
+    schema: v.pipe(v.string(), v.regex(/^AC[0-9a-fA-F]{32}$/)),
     hint: "your Twilio Account SID, AC followed by 32 hex characters " +
       "(Twilio Console, console.twilio.com → Account Dashboard → Account Info → Account SID)",
   },
   TWILIO_AUTH_TOKEN: {
-    schema: z.string().regex(/^\S+$/),
+    schema: v.pipe(v.string(), v.regex(/^\S+$/)),
     hint: "your Twilio Auth Token " +
       "(Twilio Console → Account Dashboard → Account Info → Auth Token; click Show)",
   },
   TWILIO_FROM_NUMBER: {
-    schema: z.string().transform((v) => v.replace(/^whatsapp:/i, "")).pipe(
-      z.string().regex(e164),
+    schema: v.pipe(
+      v.string(),
+      v.transform((value) => value.replace(/^whatsapp:/i, "")),
+      v.regex(e164),
     ),
     hint: "the WhatsApp-enabled Twilio number in E.164 form, e.g. +14155238886 " +
       "(Twilio Console → Messaging → Senders → WhatsApp senders; the WhatsApp sandbox's " +
@@ -151,15 +159,15 @@ const VARIABLES = {
       'settings → "When a message comes in")',
   },
   TWILIO_API_BASE_URL: {
-    schema: httpUrl.optional(),
+    schema: v.optional(httpUrl),
     hint: "an http(s) base URL that replaces Twilio's API hosts (leave unset for the real Twilio)",
   },
   ASKYOURDATABASE_API_KEY: {
-    schema: z.string().regex(/^\S+$/),
+    schema: v.pipe(v.string(), v.regex(/^\S+$/)),
     hint: "your AskYourDatabase API key (AskYourDatabase dashboard → API Key)",
   },
   ASKYOURDATABASE_CHAT_ID: {
-    schema: z.string().regex(/^\S+$/),
+    schema: v.pipe(v.string(), v.regex(/^\S+$/)),
     hint: "the ID of the AskYourDatabase chatbot to ask: open the chatbot in the " +
       "AskYourDatabase dashboard and copy the ID from its URL",
   },
@@ -169,7 +177,7 @@ const VARIABLES = {
     hint: "the AskYourDatabase base URL (default https://www.askyourdatabase.com)",
   },
   AYD_MODE: {
-    schema: z.string().transform((v) => v.toLowerCase()).pipe(z.enum(["session", "chat"])),
+    schema: v.pipe(v.string(), v.toLowerCase(), v.picklist(["session", "chat"])),
     fallback: "session",
     hint: "session (the Flask app's widget sessions, the default) or chat " +
       "(AYD's documented API: newChat, ask with chatid, chat history)",
@@ -180,7 +188,7 @@ const VARIABLES = {
     hint: "milliseconds to wait for a whole AskYourDatabase answer, 1–3600000 (default 60000)",
   },
   HOST: {
-    schema: z.string().regex(/^\S+$/),
+    schema: v.pipe(v.string(), v.regex(/^\S+$/)),
     fallback: "0.0.0.0",
     hint: "the address to listen on (default 0.0.0.0)",
   },
@@ -195,29 +203,31 @@ const VARIABLES = {
     hint: "the longest WhatsApp message body to send, 1–1600 (Twilio's limit; default 1600)",
   },
   DENO_KV_PATH: {
-    schema: z.string().optional(),
+    schema: v.optional(v.string()),
     hint: "a file path for the local Deno KV database, or :memory:",
   },
   DENO_KV_URL: {
-    schema: httpUrl.optional(),
+    schema: v.optional(httpUrl),
     hint:
       "the KV Connect URL of a remote database, e.g. https://api.deno.com/databases/<id>/connect " +
       "(Deno Deploy) or http://denokv-host:4512 (a denokv server)",
   },
   DENO_KV_ACCESS_TOKEN: {
-    schema: z.string().regex(/^\S+$/).optional(),
+    schema: v.optional(v.pipe(v.string(), v.regex(/^\S+$/))),
     hint: "the access token for DENO_KV_URL: a Deno Deploy personal access token, " +
       "or the --access-token a denokv server was started with",
   },
   LOG_LEVEL: {
-    schema: z.string().transform((v) => v.toLowerCase().replace(/^warning$/, "warn")).pipe(
-      z.enum(["debug", "info", "warn", "error"]),
+    schema: v.pipe(
+      v.string(),
+      v.transform((value) => value.toLowerCase().replace(/^warning$/, "warn")),
+      v.picklist(["debug", "info", "warn", "error"]),
     ),
     fallback: "info",
     hint: "one of debug, info, warn, error (default info)",
   },
   JOB_BACKEND: {
-    schema: z.enum(["kv-queue", "outbox"]).optional(),
+    schema: v.optional(v.picklist(["kv-queue", "outbox"])),
     hint: "kv-queue or outbox (default: outbox on Deno Deploy, kv-queue elsewhere)",
   },
   WORKER_CONCURRENCY: {
@@ -249,12 +259,15 @@ const VARIABLES = {
     hint: "milliseconds shutdown waits for jobs under way, 0–600000 (default 10000)",
   },
   ALLOWED_NUMBERS: {
-    schema: z.string().optional().refine((v) => !v || parseAllowedNumbers(v).invalid.length === 0)
-      .transform((v) => v ? parseAllowedNumbers(v).numbers : undefined),
+    schema: v.pipe(
+      v.optional(v.string()),
+      v.check((value) => !value || parseAllowedNumbers(value).invalid.length === 0),
+      v.transform((value) => value ? parseAllowedNumbers(value).numbers : undefined),
+    ),
     hint: "comma-separated WhatsApp numbers in E.164 form, e.g. +15551234567,+4915112345678",
   },
   DENIED_REPLY: {
-    schema: z.string(),
+    schema: v.string(),
     fallback: "Sorry, this service is only available to registered users.",
     emptyMeansEmpty: true,
     hint: "the text sent (at most once a day) to a number not in ALLOWED_NUMBERS; empty = silence",
@@ -270,17 +283,17 @@ const VARIABLES = {
     hint: "questions one number may ask per day (UTC), 1–10000000 (default 200)",
   },
   TWILIO_STATUS_CALLBACK_URL: {
-    schema: httpUrl.optional(),
+    schema: v.optional(httpUrl),
     hint:
       "the public URL of POST /twilio/status (default: twilio/status beside TWILIO_WEBHOOK_URL)",
   },
   ADMIN_TOKEN: {
-    schema: z.string().min(24).regex(/^\S+$/).optional(),
+    schema: v.optional(v.pipe(v.string(), v.minLength(24), v.regex(/^\S+$/))),
     hint:
       "a random secret of at least 24 characters (e.g. openssl rand -hex 32); unset disables /admin",
   },
   SESSIONS_CSV_PATH: {
-    schema: z.string().optional(),
+    schema: v.optional(v.string()),
     hint: "a file path for the scheduled ayd_sessions.csv export (unset: no export)",
   },
   SESSIONS_CSV_EVERY_MINUTES: {
@@ -289,38 +302,40 @@ const VARIABLES = {
     hint: "minutes between ayd_sessions.csv exports, 1–1440 (default 5)",
   },
   TYPING_INDICATOR: {
-    schema: z.string().transform((v) => v.toLowerCase()).pipe(
-      z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"]),
-    ).transform((v) => ["true", "1", "yes", "on"].includes(v)),
+    schema: v.pipe(
+      v.string(),
+      v.toLowerCase(),
+      v.picklist(["true", "false", "1", "0", "yes", "no", "on", "off"]),
+      v.transform((value) => ["true", "1", "yes", "on"].includes(value)),
+    ),
     fallback: "true",
     hint: 'true or false: show "typing…" while an answer is prepared (default true)',
   },
   PART_MARKERS: {
-    schema: z.enum(["none", "count", "total"]),
+    schema: v.picklist(["none", "count", "total"]),
     fallback: "none",
     hint: "none, count ((1), (2) … (3/3); parts still go out while AYD writes) or " +
       "total ((1/3) on every part; the first part waits for the whole answer) (default none)",
   },
   TRANSCRIBE_URL: {
-    schema: transcribeBaseUrl.optional(),
+    schema: v.optional(transcribeBaseUrl),
     hint: "the base URL of an OpenAI-compatible transcription service, without " +
       "/v1/audio/transcriptions: https://api.openai.com, https://api.groq.com/openai, or " +
       "http://127.0.0.1:8080 for a local whisper.cpp or faster-whisper server (unset: voice notes " +
       "get the text-only reply)",
   },
   TRANSCRIBE_API_KEY: {
-    schema: z.string().regex(/^\S+$/).optional(),
+    schema: v.optional(v.pipe(v.string(), v.regex(/^\S+$/))),
     hint: "the transcription service's API key, sent as a bearer token (unset for a local server)",
   },
   TRANSCRIBE_MODEL: {
-    schema: z.string().regex(/^\S+$/),
+    schema: v.pipe(v.string(), v.regex(/^\S+$/)),
     fallback: "whisper-1",
     hint: "the transcription model, e.g. whisper-1 (OpenAI, the default) or " +
       "whisper-large-v3-turbo (Groq)",
   },
   TRANSCRIBE_LANGUAGE: {
-    schema: z.string().transform((v) => v.toLowerCase()).pipe(z.string().regex(/^[a-z]{2}$/))
-      .optional(),
+    schema: v.optional(v.pipe(v.string(), v.toLowerCase(), v.regex(/^[a-z]{2}$/))),
     hint: "the language voice notes are spoken in, as an ISO-639-1 code such as en or de " +
       "(unset: the service detects it)",
   },
@@ -486,14 +501,14 @@ function problemsOf(
     const variable: Variable = VARIABLES[name];
     const given = env[name]?.trim();
     const raw = given === "" && variable.emptyMeansEmpty ? "" : given || variable.fallback;
-    const parsed = variable.schema.safeParse(raw);
+    const parsed = v.safeParse(variable.schema, raw);
     if (raw !== undefined && !variable.emptyMeansEmpty && isPlaceholder(raw)) {
       problems.push(
         `${name} is still a placeholder (${shorten(raw)}, as in .env.example): ` +
           `set it to ${variable.hint}.`,
       );
     } else if (parsed.success) {
-      values[name] = parsed.data;
+      values[name] = parsed.output;
     } else if (raw === undefined) {
       problems.push(`${name} is missing: set it to ${variable.hint}.`);
     } else {
