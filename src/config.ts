@@ -228,7 +228,8 @@ const VARIABLES = {
   },
   JOB_BACKEND: {
     schema: v.optional(v.picklist(["kv-queue", "outbox"])),
-    hint: "kv-queue or outbox (default: outbox on Deno Deploy, kv-queue elsewhere)",
+    hint:
+      "kv-queue or outbox (default: outbox on Deno Deploy or with DENO_KV_URL, kv-queue elsewhere)",
   },
   WORKER_CONCURRENCY: {
     schema: integer(1, 100_000),
@@ -361,6 +362,23 @@ const VARIABLES = {
 /** The name of a variable `loadConfig` reads. */
 export type VariableName = keyof typeof VARIABLES;
 type Name = VariableName;
+
+/**
+ * Every variable {@linkcode loadConfig} reads, with its default as the
+ * environment would spell it (undefined: none), so the documentation can be
+ * checked against the code.
+ *
+ * @example
+ * ```ts
+ * VARIABLE_DEFAULTS.PORT; // "5000"
+ * "TWILIO_AUTH_TOKEN" in VARIABLE_DEFAULTS; // true, with no default
+ * ```
+ */
+export const VARIABLE_DEFAULTS = Object.fromEntries(
+  Object.entries(VARIABLES as Record<Name, Variable>).map((
+    [name, variable],
+  ) => [name, variable.fallback]),
+) as Readonly<Record<VariableName, string | undefined>>;
 
 /** The variables without a default: the bridge cannot start without every one of them. */
 export const REQUIRED_VARIABLES = [

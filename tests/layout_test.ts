@@ -11,7 +11,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
  * Who may import whom, by unit: a folder of `src/` or a file at its top.
- * Keep in step with "Project layout" in the README.
+ * Keep in step with "Project layout" in docs/architecture.md.
  */
 export const ALLOWED: Record<string, readonly string[]> = {
   "src/log.ts": [],

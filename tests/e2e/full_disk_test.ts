@@ -1,8 +1,9 @@
 /**
  * A real full disk under the KV file: a small tmpfs, filled while `main.ts`
  * works, on both backends at once. Deno's SQLite backend panics when a
- * queue message or an expired key meets a full disk (see the README's known
- * issues); the bridge must live through it and answer once space is back.
+ * queue message or an expired key meets a full disk (see "Known issues" in
+ * docs/operations.md); the bridge must live through it and answer once space
+ * is back.
  * Mounting needs root (CI runs as root); elsewhere the test says it cannot run.
  */
 import assert from "node:assert/strict";
