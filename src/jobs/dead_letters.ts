@@ -173,9 +173,9 @@ export async function recordsOf(
  * @example
  * ```ts
  * retryPlan(letter, record);
- * // "Asks AYD again the question received at 2026-12-01 10:00:00 UTC; the user already received
- * //  the apology ("Sorry, something went wrong. Please try again."); if it fails the same way
- * //  (AYD again) they are not messaged again …"
+ * // "Asks AYD again the question received at 2026-12-01 10:00:00 UTC. The user already received
+ * //  the apology ("Sorry, something went wrong. Please try again."): if it fails the same way
+ * //  (AYD again), they are not messaged again; …"
  * ```
  */
 export function retryPlan(letter: DeadLetter, record: MessageRecord | undefined): string {
@@ -196,18 +196,18 @@ export function retryPlan(letter: DeadLetter, record: MessageRecord | undefined)
       record.merged ? ` (${record.merged.length + 1} pieces joined)` : ""
     }`;
   const told = letter.told;
+  const success = "if it succeeds, they get the answer.";
   if (told === undefined) {
-    return `${what}; this dead letter (of an earlier version) does not say whether the user was ` +
-      "told, so if it fails they get an apology; if it succeeds they get the answer.";
+    return `${what}. This dead letter, kept by an earlier version, does not say whether the ` +
+      `user was told: if it fails, they get an apology; ${success}`;
   }
   if (told.length === 0) {
-    return `${what}; the user has not been told (no apology reached them), so if it fails they ` +
-      "get one; if it succeeds they get the answer.";
+    return `${what}. No apology reached the user: if it fails, they get one; ${success}`;
   }
   const how = cause ? ` (${FAILURE_LABELS[cause.kind]} again)` : "";
-  return `${what}; the user already received the apology ("${told.at(-1)}"); if it fails the ` +
-    `same way${how} they are not messaged again, if it fails another way they get that ` +
-    "failure's apology unless they have it already; if it succeeds they get the answer.";
+  return `${what}. The user already received the apology ("${told.at(-1)}"): if it fails the ` +
+    `same way${how}, they are not messaged again; if it fails another way, they get that ` +
+    `failure's reply unless they have it already; ${success}`;
 }
 
 function isUnheardVoiceNote(record: MessageRecord): boolean {
