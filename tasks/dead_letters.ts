@@ -96,7 +96,8 @@ if (command === undefined || command === "list") {
     console.log(`${sid}: ${DESCRIPTIONS[outcome]}`);
   }
   console.log(
-    `${sids.length - failed} queued again; a running bridge answers them within a minute.`,
+    `${sids.length - failed} queued again; a running bridge tries them again within a minute ` +
+      "(what each retry does is in the list above them; one that fails comes back here).",
   );
   if (failed > 0) Deno.exitCode = 1;
 }

@@ -68,7 +68,12 @@ Deno.test("dead letters - the task lists each one's first cause, its last failur
     await waitFor(async () => (await t.kv.get(deadLetterKey(sid))).value !== null, "dead letter");
     // Retried while AYD still fails: back with a second note, and no second apology.
     t.ayd.onAsk(() => ({ kind: "status", status: 502 }));
-    assert.match((await task(kv.env, "retry", sid)).out, /queued again/);
+    const retried = await task(kv.env, "retry", sid);
+    assert.equal(
+      retried.out,
+      `${sid}: queued again\n1 queued again; a running bridge tries them again within a minute ` +
+        "(what each retry does is in the list above them; one that fails comes back here).\n",
+    );
     await t.bridge.sweep();
     await waitFor(async () => {
       const letter = (await t.kv.get<DeadLetter>(deadLetterKey(sid))).value;
