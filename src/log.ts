@@ -172,6 +172,21 @@ export function maskPhone(phone: string): string {
 }
 
 /**
+ * Masks every run of 7 or more digits (with an optional `+`) in a text, as
+ * {@linkcode maskPhone} masks one number: Twilio's error messages can quote
+ * the recipient.
+ *
+ * @example
+ * ```ts
+ * maskNumbersIn("The 'To' number whatsapp:+15551234567 is not valid");
+ * // "The 'To' number whatsapp:+*******4567 is not valid"
+ * ```
+ */
+export function maskNumbersIn(text: string): string {
+  return text.replace(/\+?\d{7,15}/g, (digits) => maskPhone(digits));
+}
+
+/**
  * A short (at most 300 characters), log-safe description of an error. Query
  * strings are cut from any URL it mentions, since AYD's one-time login codes
  * travel in them.

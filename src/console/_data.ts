@@ -5,8 +5,18 @@
  *
  * @module
  */
-import { type DeadLetter, type MessageRecord, readStats, type Stats } from "../jobs/mod.ts";
-import { maskPhone } from "../log.ts";
+import {
+  type AttemptHistory,
+  type DeadLetter,
+  historyOf,
+  listDeadLetters,
+  type MessageRecord,
+  readStats,
+  recordsOf,
+  retryPlan,
+  type Stats,
+} from "../jobs/mod.ts";
+import { maskNumbersIn, maskPhone } from "../log.ts";
 
 /** One recent job as the console lists it: no text, the number masked. */
 export interface JobRow {
@@ -74,18 +84,27 @@ function toRow(record: MessageRecord): JobRow {
   };
 }
 
-/** A dead letter as the console lists it. */
+/** A dead letter as the console lists it: its story, and what a retry will do. */
 export interface DeadLetterRow {
   messageSid: string;
   from: string;
+  /** The first cause. */
   reason: string;
   attempts: number;
   failedAt: number;
+  /** When the message first arrived, when known. */
+  receivedAt?: number;
+  history: AttemptHistory;
+  /** What pressing "Retry" does, in words. */
+  retryPlan: string;
+  /** False when its message expired: it cannot be retried. */
+  retryable: boolean;
 }
 
 /**
  * Every dead letter, newest first, numbers masked (reasons too: Twilio's
- * error messages can quote the recipient).
+ * error messages can quote the recipient), with its history and what a
+ * retry will do.
  *
  * @example
  * ```ts
@@ -93,14 +112,28 @@ export interface DeadLetterRow {
  * ```
  */
 export async function deadLetterRows(kv: Deno.Kv): Promise<DeadLetterRow[]> {
-  const entries = await Array.fromAsync(kv.list<DeadLetter>({ prefix: ["dead_letters"] }));
-  return entries.map(({ value }) => ({
-    messageSid: value.messageSid,
-    from: maskPhone(value.phone),
-    reason: maskNumbersIn(value.reason),
-    attempts: value.attempts,
-    failedAt: value.failedAt,
-  })).sort((a, b) => b.failedAt - a.failedAt);
+  const letters = await listDeadLetters(kv);
+  const records = await recordsOf(kv, letters);
+  return letters.map((letter) => deadLetterRow(letter, records.get(letter.messageSid)))
+    .sort((a, b) => b.failedAt - a.failedAt);
+}
+
+function deadLetterRow(letter: DeadLetter, record: MessageRecord | undefined): DeadLetterRow {
+  const history = historyOf(letter);
+  return {
+    messageSid: letter.messageSid,
+    from: maskPhone(letter.phone),
+    reason: maskNumbersIn(letter.reason),
+    attempts: letter.attempts,
+    failedAt: letter.failedAt,
+    receivedAt: letter.receivedAt,
+    history: {
+      ...history,
+      notes: history.notes.map((note) => ({ ...note, error: maskNumbersIn(note.error) })),
+    },
+    retryPlan: retryPlan(letter, record),
+    retryable: record !== undefined,
+  };
 }
 
 /** The overview: health as `GET /health` sees it, and the admin API's stats. */
@@ -123,17 +156,4 @@ export async function readOverview(kv: Deno.Kv, now: number): Promise<Overview> 
   } catch {
     return { ok: false };
   }
-}
-
-/**
- * Masks every run of 7 or more digits (with an optional `+`) in a text.
- *
- * @example
- * ```ts
- * maskNumbersIn("The 'To' number whatsapp:+15551234567 is not valid");
- * // "The 'To' number whatsapp:+*******4567 is not valid"
- * ```
- */
-export function maskNumbersIn(text: string): string {
-  return text.replace(/\+?\d{7,15}/g, (digits) => maskPhone(digits));
 }

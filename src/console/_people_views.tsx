@@ -153,7 +153,11 @@ const Notice: FC<{ notice: PeopleNotice }> = ({ notice }) => {
         <div class="error" role="alert">
           Not saved:
           <ul>
-            {notice.problems.map((problem) => <li key={problem}>{problem}</li>)}
+            {
+              // hono/jsx renders on the server: a key would be printed as an attribute.
+              // deno-lint-ignore jsx-key
+              notice.problems.map((problem) => <li>{problem}</li>)
+            }
           </ul>
         </div>
       );
@@ -167,9 +171,10 @@ const Notice: FC<{ notice: PeopleNotice }> = ({ notice }) => {
           </p>
           {r.invalid.length > 0 && (
             <ul id="import-problems">
-              {r.invalid.slice(0, 100).map(({ line, reason }) => (
-                <li key={line}>line {line}: {reason}</li>
-              ))}
+              {
+                // deno-lint-ignore jsx-key
+                r.invalid.slice(0, 100).map(({ line, reason }) => <li>line {line}: {reason}</li>)
+              }
               {r.invalid.length > 100 && <li>… and {r.invalid.length - 100} more</li>}
             </ul>
           )}

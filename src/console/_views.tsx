@@ -6,7 +6,14 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { DeadLetterRow, Overview, RecentJobs } from "./_data.ts";
-import { type JobBackend, METRICS, type RetryOutcome } from "../jobs/mod.ts";
+import {
+  type AttemptHistory,
+  FAILURE_LABELS,
+  HISTORY_FIRST,
+  type JobBackend,
+  METRICS,
+  type RetryOutcome,
+} from "../jobs/mod.ts";
 import { OUTSIDE_WINDOW, type UrlHint } from "../webhook/mod.ts";
 
 const STYLE = `
@@ -23,11 +30,15 @@ button{font:inherit;padding:.25rem .8rem;cursor:pointer}
 header button{background:none;border:1px solid #8a96a8;color:#fff}
 input[type=password],input:not([type]),input[type=email],textarea{font:inherit;padding:.3rem;width:100%;box-sizing:border-box}
 .muted{color:#5d6878;font-size:.9em}
-td{overflow-wrap:anywhere}
+td{overflow-wrap:anywhere;vertical-align:top}
+ol.history{margin:0;padding-left:1.2rem}ol.history li{margin-bottom:.2rem}
+p.plan{margin:0 0 .4rem}td.when{white-space:nowrap}
+tr.letter td{border-bottom:0;padding-top:.7rem}tr.story td{font-size:.92em}
 @media (max-width:40rem){
 main{padding:0 .6rem}section{padding:.4rem .6rem .8rem}
 table.cards tr:first-child{display:none}
 table.cards tr{display:block;border-bottom:1px solid #dde1e7;padding:.4rem 0}
+table.cards tr.letter{border-bottom:0;padding-bottom:0}
 table.cards td{display:grid;grid-template-columns:7.5rem minmax(0,1fr);gap:.5rem;border:0;padding:.1rem 0;text-align:left}
 table.cards td::before{content:attr(data-label);color:#5d6878;font-size:.9em}
 }`;
@@ -281,7 +292,8 @@ export const JobsPage: FC<{ csrf: string; recent: RecentJobs }> = ({ csrf, recen
 );
 
 const NOTICES: Record<RetryOutcome, string> = {
-  queued: "is back in line and will be answered shortly.",
+  queued: "is back in line and is tried again now; if it fails again, it comes back to this list " +
+    "with the new attempts in its history.",
   not_found: "is no longer a dead letter (retried already?).",
   message_expired: "has expired (messages are kept 7 days) and cannot be retried.",
   changed: "changed while it was being retried; look again.",
@@ -315,36 +327,67 @@ export const DeadLettersPage: FC<{
               <th>failed (UTC)</th>
               <th>MessageSid</th>
               <th>from</th>
-              <th>reason</th>
+              <th>first cause</th>
               <th class="n">attempts</th>
-              <th></th>
             </tr>
             {letters.map((letter) => (
-              <tr>
-                <td data-label="failed">{time(letter.failedAt)}</td>
-                <td data-label="MessageSid">
-                  <code>{letter.messageSid}</code>
-                </td>
-                <td data-label="from">{letter.from}</td>
-                <td data-label="reason">{letter.reason}</td>
-                <td data-label="attempts" class="n">{letter.attempts}</td>
-                <td data-label="">
-                  <form
-                    method="post"
-                    action={`/admin/console/dead-letters/${
-                      encodeURIComponent(letter.messageSid)
-                    }/retry`}
-                  >
-                    <input type="hidden" name="csrf" value={csrf} />
-                    <button type="submit" aria-label={`Retry ${letter.messageSid}`}>Retry</button>
-                  </form>
-                </td>
-              </tr>
+              <>
+                <tr class="letter">
+                  <td data-label="failed" class="when">{time(letter.failedAt)}</td>
+                  <td data-label="MessageSid">
+                    <code>{letter.messageSid}</code>
+                  </td>
+                  <td data-label="from">{letter.from}</td>
+                  <td data-label="first cause" class="cause">{letter.reason}</td>
+                  <td data-label="attempts" class="n">{letter.attempts}</td>
+                </tr>
+                <tr class="story">
+                  <td data-label="history" colspan={3}>
+                    <History history={letter.history} />
+                  </td>
+                  <td data-label="retry" colspan={2}>
+                    <p class="plan">{letter.retryPlan}</p>
+                    {letter.retryable && (
+                      <form
+                        method="post"
+                        action={`/admin/console/dead-letters/${
+                          encodeURIComponent(letter.messageSid)
+                        }/retry`}
+                      >
+                        <input type="hidden" name="csrf" value={csrf} />
+                        <button type="submit" aria-label={`Retry ${letter.messageSid}`}>
+                          Retry
+                        </button>
+                      </form>
+                    )}
+                  </td>
+                </tr>
+              </>
             ))}
           </table>
         )}
     </section>
   </Layout>
+);
+
+/** A dead letter's failed attempts, first cause first, and where some were not kept. */
+const History: FC<{ history: AttemptHistory }> = ({ history }) => (
+  <ol class="history">
+    {history.notes.map((note, i) => (
+      <>
+        {i === HISTORY_FIRST && history.omitted > 0 && (
+          <li class="omitted">
+            … {history.omitted} more attempt{history.omitted === 1 ? "" : "s"} not kept …
+          </li>
+        )}
+        <li>
+          {note.round > 0 && `retry ${note.round}, `}attempt {note.attempt}, {time(note.at)}:{" "}
+          <strong>{FAILURE_LABELS[note.kind]}</strong> {note.error}
+          {note.quiet && " (the user was not messaged again)"}
+        </li>
+      </>
+    ))}
+  </ol>
 );
 
 /**

@@ -22,6 +22,7 @@ import { type Logger, maskPhone } from "../log.ts";
 import { exportSessionsCsvStream, sessionKey } from "../ayd/mod.ts";
 import type { UrlHint } from "../webhook/mod.ts";
 import { mountPeopleApi } from "./people_api.ts";
+import { deadLetterRows } from "./_data.ts";
 
 /** What the admin API needs. */
 export interface AdminDeps {
@@ -107,14 +108,21 @@ export function createAdminApp(deps: AdminDeps): Hono {
   mountPeopleApi(admin, deps);
 
   admin.get("/dead-letters", async (c) => {
-    const letters = await Array.fromAsync(deps.kv.list<DeadLetter>({ prefix: ["dead_letters"] }));
+    const iso = (at: number) => new Date(at).toISOString();
+    const letters = await deadLetterRows(deps.kv);
     return c.json({
-      deadLetters: letters.map(({ value }) => ({
-        messageSid: value.messageSid,
-        from: maskPhone(value.phone),
-        reason: value.reason,
-        attempts: value.attempts,
-        failedAt: new Date(value.failedAt).toISOString(),
+      deadLetters: letters.map((letter) => ({
+        messageSid: letter.messageSid,
+        from: letter.from,
+        reason: letter.reason,
+        attempts: letter.attempts,
+        failedAt: iso(letter.failedAt),
+        receivedAt: letter.receivedAt === undefined ? undefined : iso(letter.receivedAt),
+        history: {
+          notes: letter.history.notes.map((note) => ({ ...note, at: iso(note.at) })),
+          omitted: letter.history.omitted,
+        },
+        retryPlan: letter.retryPlan,
       })),
     });
   });

@@ -13,11 +13,14 @@ import { type AnswerDeps, type AskedIn, composeReply, REPLIES, warmUp } from "./
 import { recoverAnswer } from "./_recover.ts";
 import { type Backoff, backoffDelay } from "../backoff.ts";
 import {
+  addNote,
+  apologyWithheld,
   count,
-  type DeadLetter,
   deadLetterKey,
+  deadLetterOf,
   type Disposition,
   expiresAtOf,
+  type FailureKind,
   failuresKey,
   type Lease,
   MESSAGE_TTL_MS,
@@ -130,8 +133,35 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return at <= record.receivedAt + deps.retry.budgetMs ? at : undefined;
   }
 
-  async function postpone(lease: Lease, record: MessageRecord, at: number, reason: string) {
-    const next = { ...record, nextAttemptAt: at, lastError: reason };
+  /** `record` with its failed attempt `attempt` (default: its last) noted in its history. */
+  const noted = (
+    record: MessageRecord,
+    kind: FailureKind,
+    error: string,
+    attempt = record.attempt,
+  ) => ({
+    ...record,
+    history: addNote(record.history, {
+      round: record.retried?.round ?? 0,
+      attempt,
+      at: now(),
+      kind,
+      error,
+    }),
+  });
+
+  async function postpone(
+    lease: Lease,
+    record: MessageRecord,
+    at: number,
+    reason: string,
+    failed: { kind: FailureKind; attempt: number },
+  ) {
+    const next = {
+      ...noted(record, failed.kind, reason, failed.attempt),
+      nextAttemptAt: at,
+      lastError: reason,
+    };
     if (!await save(lease, next)) return "lost";
     telemetry.event("job.retry_scheduled", {
       "job.attempt": record.attempt,
@@ -145,8 +175,12 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     return { retryAt: at };
   }
 
-  /** The commit that takes a message out of its lane, answered or as a dead letter. */
-  function ending(record: MessageRecord, failure: string | undefined, parts = record.parts ?? 0) {
+  /**
+   * The commit that takes a message out of its lane, answered or as a dead
+   * letter (`delivered`: the apology that reached the user in this run).
+   */
+  function ending(record: MessageRecord, failure: string | undefined, delivered?: string) {
+    const parts = record.parts ?? 0;
     return (op: Deno.AtomicOperation) => {
       op.delete(queueKey(record.phone, placeOf(record), record.messageSid))
         .delete(failuresKey(record.messageSid));
@@ -157,29 +191,29 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         return recordAnswerTime(count(op, "answered", now()), record.messageSid, waited, now());
       }
       count(op, "failed", now());
-      const letter: DeadLetter = {
-        messageSid: record.messageSid,
-        phone: record.phone,
-        reason: failure,
-        attempts: record.attempt,
-        failedAt: now(),
-      };
+      const letter = deadLetterOf(record, record, now(), delivered);
       const key = deadLetterKey(record.messageSid);
       return expireAt(op.set(key, letter), key, now() + MESSAGE_TTL_MS);
     };
   }
 
+  /**
+   * Ends the job: answered, or failed with `failure` as a dead letter;
+   * `delivered` is the apology that reached the user, `withheld` says the
+   * user was not told again (see {@linkcode apologyWithheld}).
+   */
   async function finish(
     lease: Lease,
     record: MessageRecord,
     failure: string | undefined,
+    told: { delivered?: string; withheld?: boolean } = {},
   ): Promise<Disposition> {
     const final: MessageRecord = {
       ...record,
       state: failure === undefined ? "answered" : "failed",
       lastError: failure ?? record.lastError,
     };
-    if (!await save(lease, final, ending(record, failure))) return "lost";
+    if (!await save(lease, final, ending(final, failure, told.delivered))) return "lost";
     if (final.state === "failed") {
       telemetry.event("job.dead_letter", { "job.attempt": final.attempt });
     }
@@ -189,8 +223,22 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       state: final.state,
       outcome: final.outcome,
       reason: failure,
+      apology_withheld: told.withheld,
     });
     return "done";
+  }
+
+  /**
+   * A retried message that failed the way its user was told of already:
+   * a dead letter again, its last note marked quiet, and no message.
+   */
+  function endQuietly(lease: Lease, record: MessageRecord, failure: string) {
+    const notes = record.history?.notes ?? [];
+    const last = notes.at(-1);
+    const history = last &&
+      { ...record.history!, notes: [...notes.slice(0, -1), { ...last, quiet: true }] };
+    const quiet: MessageRecord = { ...record, outcome: "failed", history, apology: undefined };
+    return finish(lease, quiet, failure, { withheld: true });
   }
 
   /**
@@ -203,11 +251,15 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     record: MessageRecord,
     text: string,
     failure: string,
-    options: { deadLetter?: boolean } = {},
+    options: { deadLetter?: boolean; kind: FailureKind; attempt?: number },
   ): Promise<Disposition | Replying> {
     const sent = record.sentParts ?? 0;
     // A voice note that could not be made out is answered, not a failure of the bridge.
     const deadLetter = options.deadLetter ?? true;
+    if (deadLetter) {
+      record = noted(record, options.kind, failure, options.attempt);
+      if (apologyWithheld(record, options.kind, text)) return endQuietly(lease, record, failure);
+    }
     const replying: MessageRecord = {
       ...record,
       state: "replying",
@@ -215,6 +267,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       sentParts: sent,
       outcome: deadLetter ? "failed" : "not_understood",
       lastError: deadLetter ? failure : undefined,
+      apology: deadLetter ? text : undefined,
     };
     const kept = await save(lease, replying, (op) => {
       // Parts after this one (of an answer that could not be delivered) go.
@@ -326,11 +379,15 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     const alreadySent = queued.sentParts ?? 0;
     if (queued.state === "asking" && alreadySent > 0) {
       // Stopped mid-stream: asking again would repeat the parts the user has.
-      return replyWith(lease, queued, REPLIES.cutShort, `interrupted after ${alreadySent} parts`);
+      return replyWith(lease, queued, REPLIES.cutShort, `interrupted after ${alreadySent} parts`, {
+        kind: "bridge",
+      });
     }
     if (queued.state === "asking" && queued.attempt >= deps.retry.maxAttempts) {
       // Interrupted that often, the message itself may be what kills the process.
-      return replyWith(lease, queued, REPLIES.failure, "interrupted too many times");
+      return replyWith(lease, queued, REPLIES.failure, "interrupted too many times", {
+        kind: "bridge",
+      });
     }
     // "typing…" from the start: a question typed in pieces waits for its next piece.
     const stopTyping = showTyping(deps, queued);
@@ -353,11 +410,13 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       if (prepared === "lost") return "lost";
       if ("reply" in prepared) {
         const at = prepared.transient ? retryAt(queued) : undefined;
+        const heard = { kind: "transcription" as const, attempt: queued.attempt + 1 };
         if (at !== undefined) {
-          return postpone(lease, { ...queued, attempt: queued.attempt + 1 }, at, prepared.reason);
+          return postpone(lease, { ...queued, attempt: heard.attempt }, at, prepared.reason, heard);
         }
         return replyWith(lease, queued, prepared.reply, prepared.failure ?? prepared.reason, {
           deadLetter: prepared.failure !== undefined,
+          ...heard,
         });
       }
       queued = prepared.record;
@@ -400,6 +459,8 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     early.stop();
     if (reply.lost) return (await early.settled(), "lost");
 
+    // The reply's record: a failure is noted in its history.
+    let replied = record;
     if (reply.outcome === "failed") {
       const { sent, lost } = await early.settled();
       if (lost) return "lost";
@@ -411,11 +472,18 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
           cut,
           REPLIES.cutShort,
           `answer cut after ${sent} parts: ${reply.reason}`,
+          { kind: "ayd" },
         );
       }
+      const asked = { kind: "ayd" as const, attempt: record.attempt };
       const at = reply.transient ? retryAt(record) : undefined;
       if (at !== undefined) {
-        return postpone(lease, { ...record, state: "queued" }, at, reply.reason!);
+        return postpone(lease, { ...record, state: "queued" }, at, reply.reason!, asked);
+      }
+      replied = noted(record, asked.kind, reply.reason!);
+      if (apologyWithheld(replied, asked.kind, reply.text)) {
+        // Parts kept for early sends that did not go out go with the job.
+        return endQuietly(lease, { ...replied, parts: streamed.length }, reply.reason!);
       }
     }
     // An AYD answer was formatted as it streamed; every other reply is WhatsApp text.
@@ -430,11 +498,12 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       ...(reply.imageUrls ?? []).map((mediaUrl) => ({ mediaUrl })),
     ];
     const replying: MessageRecord = {
-      ...record,
+      ...replied,
       state: "replying",
       parts: parts.length,
       outcome: reply.outcome,
       lastError: reply.reason,
+      apology: reply.outcome === "failed" ? reply.text : undefined,
     };
     // The answer is durable before the send under way (if any) ends, so a
     // crash now resumes the delivery instead of cutting the answer short.
@@ -484,6 +553,10 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
         const reason = describeError(error);
         log.error("reply.failed", { ...fieldsOf(record), part: index + 1, reason });
         const transient = error instanceof TwilioSendError && error.transient;
+        const sending = {
+          kind: part ? "twilio" as const : "storage" as const,
+          attempt: record.attempt,
+        };
         const at = transient ? retryAt(record) : undefined;
         if (at !== undefined) {
           const sendingSince = error instanceof TwilioSendError ? error.uncertainSince : undefined;
@@ -492,15 +565,20 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
             { ...record, attempt: record.attempt + 1, sendingSince },
             at,
             reason,
+            sending,
           );
         }
-        if (record.outcome === "failed") return finish(lease, record, record.lastError ?? reason);
+        if (record.outcome === "failed") {
+          // The apology itself did not go out: noted after the cause it apologised for.
+          return finish(lease, noted(record, sending.kind, reason), record.lastError ?? reason);
+        }
         // The apology goes the way of any reply: saved, then sent once.
         const apology = await replyWith(
           lease,
           { ...record, sentParts: index },
           REPLIES.failure,
           reason,
+          sending,
         );
         return typeof apology === "object" && "record" in apology
           ? deliver(lease, apology, false)
@@ -512,7 +590,8 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       if (index + 1 < total && !await save(lease, record)) return "lost";
     }
     log.info("reply.sent", { ...fieldsOf(record), parts: total, outcome: record.outcome });
-    return finish(lease, record, record.outcome === "failed" ? record.lastError : undefined);
+    if (record.outcome !== "failed") return finish(lease, record, undefined);
+    return finish(lease, record, record.lastError, { delivered: record.apology });
   }
 
   return withSpans(telemetry, {
@@ -523,20 +602,18 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       const asked = await ask(lease, record);
       return typeof asked === "object" && "record" in asked ? deliver(lease, asked, false) : asked;
     },
-    async abandon(item, reason, lease) {
-      const record = item.record;
+    async abandon(item, reason, lease, kind) {
+      const record = item.record && noted(item.record, kind, reason);
       const fields = { message_sid: item.messageSid, from: maskPhone(item.phone) };
-      const letter: DeadLetter = {
-        messageSid: item.messageSid,
-        phone: item.phone,
+      const letter = record ? deadLetterOf(item, record, now()) : {
+        ...deadLetterOf(item, undefined, now()),
         reason,
-        attempts: record?.attempt ?? 0,
-        failedAt: now(),
+        history: addNote(undefined, { round: 0, attempt: 0, at: now(), kind, error: reason }),
       };
+      const key = deadLetterKey(item.messageSid);
       const takeOut = (op: Deno.AtomicOperation) => {
         op.delete(item.queueKey).delete(failuresKey(item.messageSid));
         for (let i = 0; i < (record?.parts ?? 0); i++) op.delete(replyPartKey(item.messageSid, i));
-        const key = deadLetterKey(item.messageSid);
         return expireAt(count(op, "failed", now()).set(key, letter), key, now() + MESSAGE_TTL_MS);
       };
       const failed = record && { ...record, state: "failed" as const, outcome: "failed" as const };
@@ -547,10 +624,18 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
       if (!out) return;
       telemetry.event("job.dead_letter", { "job.attempt": letter.attempts });
       telemetry.count("bridge.answers", { outcome: "failed", state: "failed" });
-      log.warn("job.abandoned", { ...fields, reason });
+      const withheld = record !== undefined && apologyWithheld(record, kind, REPLIES.failure);
+      log.warn("job.abandoned", { ...fields, reason, apology_withheld: withheld || undefined });
       // Sent after the commit, so it goes out at most once.
-      if (!record?.refusal && lease.held()) {
-        await notify(deps, { phone: item.phone, messageSid: item.messageSid }, REPLIES.failure);
+      if (record?.refusal || withheld || !lease.held()) return;
+      const to = { phone: item.phone, messageSid: item.messageSid };
+      if (await notify(deps, to, REPLIES.failure)) {
+        // Best effort, unless retried meanwhile: a retry that fails again then knows they were told.
+        const told = { ...letter, told: [...new Set([...letter.told ?? [], REPLIES.failure])] };
+        const current = await kv.get(key).catch(() => undefined);
+        if (current?.value) {
+          await lease.commit((op) => op.check(current).set(key, told)).catch(() => false);
+        }
       }
     },
   });
@@ -573,10 +658,10 @@ function withSpans(telemetry: Telemetry, handler: MessageHandler): MessageHandle
         span.set({ "job.result": typeof disposition === "string" ? disposition : "retry" });
         return disposition;
       }, record.trace),
-    abandon: (item, reason, lease) =>
-      telemetry.span("message.abandon", {}, (span) => {
+    abandon: (item, reason, lease, kind) =>
+      telemetry.span("message.abandon", { "failure.kind": kind }, (span) => {
         span.fail("dead letter");
-        return handler.abandon!(item, reason, lease);
+        return handler.abandon(item, reason, lease, kind);
       }, item.record?.trace),
   };
 }
@@ -626,19 +711,21 @@ function showTyping(deps: ConversationDeps, record: MessageRecord): () => void {
 
 const TYPING_REFRESH_MS = 20_000;
 
-/** One last message so the user is never left in silence; best effort. */
+/** One last message so the user is never left in silence; best effort: false when it failed. */
 async function notify(
   deps: ConversationDeps,
   to: { phone: string; messageSid: string },
   body: string,
-) {
+): Promise<boolean> {
   try {
     await deps.sender.send({ to: to.phone, body });
+    return true;
   } catch (error) {
     deps.log.error("apology.failed", {
       message_sid: to.messageSid,
       from: maskPhone(to.phone),
       reason: describeError(error),
     });
+    return false;
   }
 }

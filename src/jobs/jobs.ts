@@ -11,6 +11,7 @@
 import { createGroupCommit, type GroupCommit } from "./_group_commit.ts";
 import { expireAt, type StorageHealth } from "../storage/mod.ts";
 import { addToLane, laneKey } from "./lanes.ts";
+import type { AttemptHistory } from "./attempts.ts";
 
 /** The job backends. */
 export type JobBackend = "kv-queue" | "outbox";
@@ -95,7 +96,14 @@ export interface MessageRecord extends InboundMessage {
   merged?: string[];
   /** The message whose question this one's text joined. */
   mergedInto?: string;
+  /** The newest failure's reason; {@linkcode MessageRecord.history} has them all. */
   lastError?: string;
+  /** Every failed attempt's reason, first cause first (bounded). */
+  history?: AttemptHistory;
+  /** The apology this record's reply is, when it is one: a dead letter remembers what the user was told. */
+  apology?: string;
+  /** Set when the message was put back in line from its dead letter. */
+  retried?: RetryOf;
   /** When this record was last saved (Unix ms): a send after it may have reached Twilio. */
   savedAt?: number;
   /** When it is forgotten (Unix ms), and its `MessageSid` with it. */
@@ -112,6 +120,18 @@ export interface MessageRecord extends InboundMessage {
    * chat's history instead of asked again.
    */
   askedIn?: { chatid: string; anchor?: string | null };
+}
+
+/** What a message retried from its dead letter carries from before. */
+export interface RetryOf {
+  /** 1 for the first retry, and so on. */
+  round: number;
+  /** When the message first arrived (its record's `receivedAt` is the retry's). */
+  receivedAt: number;
+  /** Attempts of the runs before. */
+  attemptsBefore: number;
+  /** The apologies the user received for this message already. */
+  told: string[];
 }
 
 /**

@@ -10,6 +10,7 @@ export * from "./jobs.ts";
 export * from "./lanes.ts";
 export * from "./runner.ts";
 export * from "./dead_letters.ts";
+export * from "./attempts.ts";
 export * from "./stats.ts";
 export * from "./presence.ts";
 export { createGroupCommit, type GroupCommit } from "./_group_commit.ts";

@@ -11,6 +11,7 @@ import { MESSAGE_TTL_MS, messageKey, type MessageRecord } from "./jobs.ts";
 import { acquireLease, headOfLane, laneKey, type Lease, pendingLanes } from "./lanes.ts";
 import type { GroupCommit } from "./_group_commit.ts";
 import type { Presence } from "./presence.ts";
+import { type FailureKind, failureKindOf } from "./attempts.ts";
 
 /**
  * What handling one message came to: `done` (answered or failed for good,
@@ -26,9 +27,9 @@ export interface MessageHandler {
   /**
    * Gives up on a message whose handling kept throwing, or whose record
    * expired while it waited: takes it out of the lane with a dead letter
-   * saying `reason`, and tells the user once.
+   * saying `reason`, a failure of `kind`, and tells the user once.
    */
-  abandon(item: LaneItem, reason: string, lease: Lease): Promise<void>;
+  abandon(item: LaneItem, reason: string, lease: Lease, kind: FailureKind): Promise<void>;
 }
 
 /** A message in a lane: its place, and its record unless that expired. */
@@ -134,7 +135,8 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
       await deps.schedule(item.phone, backoffDelay(retryAfterThrow, failures));
       return "stop";
     }
-    await deps.handler.abandon(item, `gave up after ${failures} failed runs: ${reason}`, lease);
+    const gaveUp = `gave up after ${failures} failed runs: ${reason}`;
+    await deps.handler.abandon(item, gaveUp, lease, failureKindOf(error));
     return "again";
   }
 
@@ -168,7 +170,8 @@ export function createLaneRunner(deps: RunnerDeps): LaneRunner {
           };
           if (!record) {
             // Its record expired while it waited: say so rather than drop it silently.
-            await deps.handler.abandon(item, "the message expired before it was answered", lease);
+            const reason = "the message expired before it was answered";
+            await deps.handler.abandon(item, reason, lease, "bridge");
             continue;
           }
           if (record.state === "answered" || record.state === "failed") {

@@ -116,6 +116,9 @@ Deno.test("admin - dead letters are listed and retried", async () => {
   assert.equal(listed.deadLetters[0].from, "+*******4567");
   assert.match(listed.deadLetters[0].reason, /ask answered 500/);
 
+  assert.equal(listed.deadLetters[0].history.notes[0].kind, "ayd");
+  assert.match(listed.deadLetters[0].retryPlan, /^Asks AYD again the question received at /);
+
   t.ayd.onAsk(null);
   const retried = await admin(t.url, `/dead-letters/${sid}/retry`, {
     method: "POST",
@@ -199,4 +202,39 @@ Deno.test("status - unsigned, signed for the webhook URL, or from another accoun
   assert.equal(other.status, 403);
   await other.body?.cancel();
   assert.deepEqual(await Array.fromAsync(t.kv.list({ prefix: ["deliveries"] })), []);
+});
+
+Deno.test("admin - a retry through the API that fails the same way sends nothing, and the listing tells the story", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
+  const sid = "SM" + "4".repeat(32);
+  await t.sendWhatsApp({ MessageSid: sid, Body: "later please" });
+  await t.twilio.waitForMessages(USER, 1);
+  await waitFor(async () => (await t.kv.get(["dead_letters", sid])).value !== null, "dead letter");
+
+  const retried = await admin(t.url, `/dead-letters/${sid}/retry`, {
+    method: "POST",
+    token: TOKEN,
+  });
+  assert.equal(retried.status, 202);
+  await retried.body?.cancel();
+  await waitFor(async () => {
+    const letter = (await t.kv.get<{ retries?: number }>(["dead_letters", sid])).value;
+    return letter?.retries === 1;
+  }, "the dead letter back after its retry");
+  assert.equal(t.twilio.attempts, 1, "no second apology");
+
+  const listed = await (await admin(t.url, "/dead-letters", { token: TOKEN })).json();
+  const [letter] = listed.deadLetters;
+  assert.match(letter.reason, /^AydError: ask answered 500/);
+  assert.equal(letter.attempts, 2);
+  assert.match(letter.receivedAt, /^\d{4}-\d\d-\d\dT.*Z$/);
+  assert.deepEqual(
+    letter.history.notes.map((n: Record<string, unknown>) => [n.round, n.attempt, n.kind, n.quiet]),
+    [[0, 1, "ayd", undefined], [1, 1, "ayd", true]],
+  );
+  assert.match(letter.history.notes[1].at, /Z$/);
+  assert.equal(letter.history.omitted, 0);
+  assert.match(letter.retryPlan, /The user already received the apology/);
+  assert.doesNotMatch(JSON.stringify(listed), /15551234567|later please/);
 });

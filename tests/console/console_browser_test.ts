@@ -68,13 +68,23 @@ Deno.test("Console in a browser - the Retry button puts a dead letter back in li
     page.click("a[href='/admin/console/dead-letters']"),
   ]);
   assert.equal(await title(page), "Dead letters");
-  const rows = await textsOf(page, "#dead-letters tr");
-  assert.equal(rows.length, 2, "a header and one dead letter");
-  assert.ok(rows[1].includes(sid) && rows[1].includes("+*******4567"));
+  const rows = await textsOf(page, "#dead-letters tr.letter");
+  assert.equal(rows.length, 1, "one dead letter");
+  assert.ok(rows[0].includes(sid) && rows[0].includes("+*******4567"));
+  // What the button will do is on the page before it is pressed.
+  const [plan] = await textsOf(page, "#dead-letters p.plan");
+  assert.match(plan, /^Asks AYD again the question received at .* UTC\. The user already received/);
+  const history = await textsOf(page, "#dead-letters ol.history li");
+  assert.equal(history.length, 1);
+  assert.match(history[0], /^attempt 1, .*: AYD AydError: ask answered 500/);
 
   await Promise.all([page.waitForNavigation(), page.click(`button[aria-label='Retry ${sid}']`)]);
   const [notice] = await textsOf(page, "[role=status]");
-  assert.equal(notice, `${sid} is back in line and will be answered shortly.`);
+  assert.equal(
+    notice,
+    `${sid} is back in line and is tried again now; if it fails again, it comes back to this ` +
+      "list with the new attempts in its history.",
+  );
   assert.deepEqual(await textsOf(page, "#dead-letters"), [], "the list is empty");
   assert.deepEqual(await textsOf(page, "#no-dead-letters"), ["No dead letters."]);
   const replies = await t.twilio.waitForMessages(USER, 2);

@@ -1,6 +1,7 @@
 /** The operator console over real HTTP: who gets in, how, and what it shows. */
 import assert from "node:assert/strict";
-import type { MessageRecord } from "../../src/jobs/jobs.ts";
+import { REPLIES } from "../../src/conversation/answer.ts";
+import { type DeadLetter, deadLetterKey, type MessageRecord } from "../../src/jobs/mod.ts";
 import {
   ACCOUNT_SID,
   makeDeadLetter,
@@ -68,6 +69,12 @@ async function html(t: TestBridge, path: string, cookie: string): Promise<string
   assert.equal(response.status, 200, path);
   assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
   return await response.text();
+}
+
+/** Text as the page shows it: Hono's escapes undone. */
+function decode(html: string): string {
+  return html.replace(/<[^>]+>/g, "").replaceAll("&quot;", '"').replaceAll("&#39;", "'")
+    .replaceAll("&lt;", "<").replaceAll("&gt;", ">").replaceAll("&amp;", "&");
 }
 
 function csrfOf(page: string): string {
@@ -212,6 +219,71 @@ Deno.test("Console - retrying a dead letter from its form puts the message back 
     `/admin/console/dead-letters?retry=not_found&sid=${sid}`,
   );
   await gone.body?.cancel();
+});
+
+Deno.test("Console - a dead letter shows its history, first cause first, and what a retry will do", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  const sid = "SM" + "5".repeat(32);
+  await makeDeadLetter(t, sid);
+  const receivedAt = (await t.kv.get<DeadLetter>(deadLetterKey(sid))).value!.receivedAt!;
+  const { cookie } = await signIn(t);
+  const before = await html(t, "/admin/console/dead-letters", cookie);
+  const plan = (page: string) => decode(page.match(/<p class="plan">(.*?)<\/p>/s)?.[1] ?? "");
+  const received = new Date(receivedAt).toISOString().replace("T", " ").slice(0, 19);
+  assert.equal(
+    plan(before),
+    `Asks AYD again the question received at ${received} UTC. The user already received the ` +
+      `apology ("${REPLIES.failure}"): if it fails the same way (AYD again), they are not ` +
+      "messaged again; if it fails another way, they get that failure's reply unless they " +
+      "have it already; if it succeeds, they get the answer.",
+  );
+
+  // Pressed while AYD still fails: the same way, so the user hears nothing more.
+  t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
+  const retried = await post(t, `/admin/console/dead-letters/${sid}/retry`, {
+    csrf: csrfOf(before),
+  }, { cookie, origin: t.url });
+  assert.equal(retried.status, 303);
+  await retried.body?.cancel();
+  await waitFor(async () => {
+    const letter = (await t.kv.get<DeadLetter>(deadLetterKey(sid))).value;
+    return letter?.retries === 1;
+  }, "the dead letter back, after its retry");
+  assert.equal(t.twilio.messages.length, 1, "one apology in all");
+
+  const after = await html(t, "/admin/console/dead-letters", cookie);
+  assert.match(after, /<td data-label="first cause" class="cause">AydError: ask answered 500/);
+  const history = [...after.matchAll(/<li>(.*?)<\/li>/gs)].map((m) => decode(m[1]));
+  assert.equal(history.length, 2);
+  assert.match(
+    history[0],
+    /^attempt 1, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: AYD AydError: ask answered 500/,
+  );
+  assert.match(
+    history[1],
+    /^retry 1, attempt 1, .*: AYD AydError: ask answered 500.* \(the user was not messaged again\)$/,
+  );
+  assert.match(
+    plan(after),
+    new RegExp(`^Asks AYD again the question received at ${received} UTC\\.`),
+  );
+  assert.match(after, new RegExp(`aria-label="Retry ${sid}"`));
+  assert.ok(after.includes(MASKED) && !after.includes("15551234567"), "masked number only");
+  assert.ok(!after.includes("later please"), "never message text");
+});
+
+Deno.test("Console - a dead letter whose message expired says so and has no Retry button", async () => {
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: TOKEN } });
+  const sid = "SM" + "8".repeat(32);
+  await makeDeadLetter(t, sid);
+  await t.kv.delete(["messages", sid]);
+  const { cookie } = await signIn(t);
+  const page = await html(t, "/admin/console/dead-letters", cookie);
+  assert.match(
+    page,
+    /<p class="plan">Cannot be retried: its message is no longer stored \(messages are kept 7 days\)\.<\/p>/,
+  );
+  assert.doesNotMatch(page, /aria-label="Retry /);
 });
 
 Deno.test("Console - the pages tell the truth, with masked numbers and no message text", async () => {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { REPLIES } from "../../src/conversation/answer.ts";
-import { listDeadLetters, retryDeadLetter } from "../../src/jobs/dead_letters.ts";
+import { type DeadLetter, listDeadLetters, retryDeadLetter } from "../../src/jobs/dead_letters.ts";
 import { deadLetterKey, messageKey } from "../../src/jobs/jobs.ts";
 import { startTestBridge, testEveryBackend, testKv, waitFor } from "../_helpers.ts";
 
@@ -51,6 +51,75 @@ testEveryBackend("dead letters - listed by the task, retried, then answered", as
     assert.equal(replies[1].body, "Answer to: try me later");
     assert.deepEqual(await listDeadLetters(t.kv), []);
     assert.match((await task(kvPath)).out, /^No dead letters\.$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dead letters - the task lists each one's first cause, its last failure and what a retry will do, and shows the whole story", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using kv = await testKv("kv-queue", dir);
+    await using t = await startTestBridge({ kv });
+    t.ayd.onAsk(() => ({ kind: "status", status: 500 }));
+    const sid = "SM" + "7".repeat(32);
+    await t.sendWhatsApp({ MessageSid: sid, Body: "try me later" });
+    await t.twilio.waitForMessages(USER, 1);
+    await waitFor(async () => (await t.kv.get(deadLetterKey(sid))).value !== null, "dead letter");
+    // Retried while AYD still fails: back with a second note, and no second apology.
+    t.ayd.onAsk(() => ({ kind: "status", status: 502 }));
+    const retried = await task(kv.env, "retry", sid);
+    assert.equal(
+      retried.out,
+      `${sid}: queued again\n1 queued again; a running bridge tries them again within a minute ` +
+        "(what each retry does is in the list above them; one that fails comes back here).\n",
+    );
+    await t.bridge.sweep();
+    await waitFor(async () => {
+      const letter = (await t.kv.get<DeadLetter>(deadLetterKey(sid))).value;
+      return letter?.retries === 1;
+    }, "the dead letter back");
+    assert.equal(t.twilio.messages.length, 1);
+    const letter = (await t.kv.get<DeadLetter>(deadLetterKey(sid))).value!;
+    const received = new Date(letter.receivedAt!).toISOString().replace("T", " ").slice(0, 19);
+
+    const listed = await task(kv.env);
+    assert.equal(listed.code, 0, listed.err);
+    const lines = listed.out.trimEnd().split("\n");
+    assert.equal(lines.length, 3, listed.out);
+    assert.match(
+      lines[0],
+      new RegExp(`^${sid}  \\+\\*{7}4567  \\S+Z  2 attempts  AydError: ask answered 500`),
+    );
+    assert.match(
+      lines[1],
+      /^  last: retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502.* \(the user was not messaged again\) \(2 failures in all; "show" lists them\)$/,
+    );
+    assert.equal(
+      lines[2],
+      `  retry: Asks AYD again the question received at ${received} UTC. The user already ` +
+        `received the apology ("${REPLIES.failure}"): if it fails the same way (AYD again), they ` +
+        "are not messaged again; if it fails another way, they get that failure's reply unless " +
+        "they have it already; if it succeeds, they get the answer.",
+    );
+
+    const shown = await task(kv.env, "show", sid);
+    assert.equal(shown.code, 0, shown.err);
+    const story = shown.out.split("\n");
+    assert.equal(story[0], lines[0]);
+    assert.match(story[1], /^  received: \S+Z$/);
+    assert.match(story[2], /^  first cause: AydError: ask answered 500/);
+    assert.equal(story[3], "  history:");
+    assert.match(story[4], /^    attempt 1, \S+Z: AYD: AydError: ask answered 500/);
+    assert.match(story[5], /^    retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502/);
+    assert.equal(story[6], `  told: "${REPLIES.failure}"`);
+    assert.equal(story[7], lines[2]);
+    for (const out of [listed.out, shown.out]) {
+      assert.doesNotMatch(out, /15551234567|try me later/);
+    }
+    const unknown = await task(kv.env, "show", "SMnope");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.out, /^SMnope: no such dead letter$/m);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
