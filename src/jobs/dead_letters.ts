@@ -277,6 +277,8 @@ function retriedMessage(
     transcript: record.transcript,
     echo: record.echo && { ...record.echo, sent: true },
     merged: record.merged,
+    // The retry's spans continue the message's trace.
+    trace: record.trace,
     history: historyOf(letter),
     retried: {
       round: (letter.retries ?? 0) + 1,
