@@ -93,7 +93,7 @@ Deno.test("dead letters - the task lists each one's first cause, its last failur
     );
     assert.match(
       lines[1],
-      /^  last: retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502.* \(the user was not messaged again\) \(2 failures in all; "show" lists them\)$/,
+      /^ {2}last: retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502.* \(the user was not messaged again\) \(2 failures in all; "show" lists them\)$/,
     );
     assert.equal(
       lines[2],
@@ -107,11 +107,11 @@ Deno.test("dead letters - the task lists each one's first cause, its last failur
     assert.equal(shown.code, 0, shown.err);
     const story = shown.out.split("\n");
     assert.equal(story[0], lines[0]);
-    assert.match(story[1], /^  received: \S+Z$/);
-    assert.match(story[2], /^  first cause: AydError: ask answered 500/);
+    assert.match(story[1], /^ {2}received: \S+Z$/);
+    assert.match(story[2], /^ {2}first cause: AydError: ask answered 500/);
     assert.equal(story[3], "  history:");
-    assert.match(story[4], /^    attempt 1, \S+Z: AYD: AydError: ask answered 500/);
-    assert.match(story[5], /^    retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502/);
+    assert.match(story[4], /^ {4}attempt 1, \S+Z: AYD: AydError: ask answered 500/);
+    assert.match(story[5], /^ {4}retry 1, attempt 1, \S+Z: AYD: AydError: ask answered 502/);
     assert.equal(story[6], `  told: "${REPLIES.failure}"`);
     assert.equal(story[7], lines[2]);
     for (const out of [listed.out, shown.out]) {
