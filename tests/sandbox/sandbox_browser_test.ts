@@ -332,27 +332,21 @@ Deno.test("Sandbox page - a voice note recorded with the microphone is sent with
   assert.equal(await page.$("body[data-recording]"), null, "the recorder stopped");
 });
 
-Deno.test({
-  name: "Sandbox page - a voice note is answered with what was understood, then the answer",
-  // Needs the handler wiring (conversation/handler.ts transcribing voice notes):
-  // until then the bridge answers a voice note with the "text only" reply.
-  ignore: true,
-  async fn() {
-    await using t = await setUp();
-    const page = await t.open("+15550100053");
-    const dir = await Deno.makeTempDir();
-    try {
-      await Deno.writeFile(`${dir}/question.wav`, silentWav());
-      await (await page.$("input#audio-file"))!.uploadFile(`${dir}/question.wav`);
-      const heard = await reply(page, DEMO_TRANSCRIPT);
-      assert.match(heard, /🎤/);
-      assert.match(heard, new RegExp(`<em>${DEMO_TRANSCRIPT.replace("?", "\\?")}</em>`));
-      await reply(page, "Late orders last week");
-      const texts = await textsOf(page, ".msg.theirs:not(.typing) .text");
-      assert.ok(texts[0].includes(DEMO_TRANSCRIPT), "the transcript comes first");
-      assert.match(texts[1], /Late orders last week/, "then the answer to it");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+Deno.test("Sandbox page - a voice note is answered with what was understood, then the answer", async () => {
+  await using t = await setUp();
+  const page = await t.open("+15550100053");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/question.wav`, silentWav());
+    await (await page.$("input#audio-file"))!.uploadFile(`${dir}/question.wav`);
+    const heard = await reply(page, DEMO_TRANSCRIPT);
+    assert.match(heard, /🎤/);
+    assert.match(heard, new RegExp(`<em>${DEMO_TRANSCRIPT.replace("?", "\\?")}</em>`));
+    await reply(page, "Late orders last week");
+    const texts = await textsOf(page, ".msg.theirs:not(.typing) .text");
+    assert.ok(texts[0].includes(DEMO_TRANSCRIPT), "the transcript comes first");
+    assert.match(texts[1], /Late orders last week/, "then the answer to it");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
