@@ -35,7 +35,7 @@ export function openTelemetry(): Telemetry {
       unit: "ms",
     }),
     "bridge.first_part": meter.createHistogram("bridge.first_part", {
-      description: "From the job's start to the first part at Twilio",
+      description: "From the webhook to the first part accepted by Twilio",
       unit: "ms",
     }),
     "bridge.answer_duration": meter.createHistogram("bridge.answer_duration", {
