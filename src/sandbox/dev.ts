@@ -14,12 +14,13 @@ import { type Sandbox, SandboxConfigError, type SandboxOptions, startSandbox } f
 /**
  * Where the sandbox listens and what it opens, from `env`: `HOST` and `PORT`
  * when set, else the sandbox's own 127.0.0.1:8000 (it has no login); the
- * console with `ADMIN_TOKEN`; `LOG_LEVEL` (default `error`).
+ * console with `ADMIN_TOKEN`; `LOG_LEVEL` (default `warn`, as in `deno task sandbox`: the
+ * terminal shows what goes wrong).
  *
  * @example
  * ```ts
  * devSandboxOptions({ PORT: "8001" });
- * // { ok: true, options: { host: "127.0.0.1", port: 8001, adminToken: undefined, logLevel: "error" } }
+ * // { ok: true, options: { host: "127.0.0.1", port: 8001, adminToken: undefined, logLevel: "warn" } }
  * ```
  */
 export function devSandboxOptions(
@@ -37,7 +38,7 @@ export function devSandboxOptions(
       host: set("HOST") ?? "127.0.0.1",
       port: Number(set("PORT") ?? 8000),
       adminToken: set("ADMIN_TOKEN"),
-      logLevel: (level ?? "error") as SandboxOptions["logLevel"],
+      logLevel: (level ?? "warn") as SandboxOptions["logLevel"],
     },
   };
 }

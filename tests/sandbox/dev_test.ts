@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { devBanner, devSandboxOptions } from "../../src/sandbox/dev.ts";
+import { startSandbox } from "../../src/sandbox/sandbox.ts";
 import { REQUIRED_VARIABLES } from "../../src/config.ts";
 import { freePort } from "../_process.ts";
 
@@ -116,12 +117,20 @@ Deno.test("dev - a bad PORT, HOST or LOG_LEVEL stops the fallback with the usual
   ]);
   assert.deepEqual(devSandboxOptions({}), {
     ok: true,
-    options: { host: "127.0.0.1", port: 8000, adminToken: undefined, logLevel: "error" },
+    options: { host: "127.0.0.1", port: 8000, adminToken: undefined, logLevel: "warn" },
   });
   assert.deepEqual(devSandboxOptions({ HOST: "0.0.0.0", PORT: "9000", LOG_LEVEL: "WARNING" }), {
     ok: true,
     options: { host: "0.0.0.0", port: 9000, adminToken: undefined, logLevel: "warn" },
   });
+});
+
+Deno.test("dev - the fallback shows warnings by default, as deno task sandbox does", async () => {
+  const dev = devSandboxOptions({});
+  assert.ok(dev.ok);
+  assert.equal(dev.options.logLevel, "warn");
+  await using sandbox = await startSandbox({ port: 0 });
+  assert.equal(sandbox.config.logLevel, dev.options.logLevel);
 });
 
 Deno.test("dev - the banner names the console when ADMIN_TOKEN opens it", () => {
