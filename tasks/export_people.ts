@@ -3,39 +3,44 @@
  * `people.csv` (default path), atomically and readable by the owner only
  * (it holds names, emails and properties); `-` writes to standard output.
  * The file imports back with `deno task import-people` to no change. KV is
- * found as the service finds it (see export_sessions.ts).
+ * found as the service finds it (see export_sessions.ts), and named on
+ * standard error.
  */
-import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
+import { parseArgs } from "node:util";
+import { resolveKvLocation } from "../src/storage/mod.ts";
 import { writeFileAtomically } from "../src/ayd/mod.ts";
 import { exportPeopleCsv } from "../src/people/mod.ts";
+import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
 
-const USAGE = "Usage: deno task export-people [--out PATH|-]   (default: people.csv)";
+const USAGE = `Usage: deno task export-people [--out PATH|-]
+  Writes the people directory as people.csv (names, emails, properties: readable by the owner only).
+  --out PATH   where to write (default: people.csv); - for standard output`;
 
-const args = [...Deno.args];
-let out = "people.csv";
-while (args.length > 0) {
-  const arg = args.shift()!;
-  if (arg === "--out" && args.length > 0) out = args.shift()!;
-  else if (arg.startsWith("--out=")) out = arg.slice("--out=".length);
-  else {
-    console.error(USAGE);
+if (wantsHelp(Deno.args)) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const { values } = (() => {
+  try {
+    return parseArgs({ options: { out: { type: "string", default: "people.csv" } } });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
     Deno.exit(2);
   }
-}
+})();
 
-const location = resolveKvLocation(Deno.env.toObject());
-const kv = await openKv(location).catch((error) => {
-  console.error(kvOpenError(location, error));
-  Deno.exit(1);
-});
+const env = Deno.env.toObject();
+const toStdout = values.out === "-";
+const out = toStdout ? "-" : userPath(values.out, env);
+const kv = await openTaskKv(resolveKvLocation(env), env);
 try {
   const csv = await exportPeopleCsv(kv);
   const count = csv.split("\r\n").length - 2;
-  if (out === "-") await Deno.stdout.write(new TextEncoder().encode(csv));
+  if (toStdout) await Deno.stdout.write(new TextEncoder().encode(csv));
   else await writeFileAtomically(out, csv);
   console.error(
     `Exported ${count} ${count === 1 ? "person" : "people"} to ${
-      out === "-" ? "standard output" : out
+      toStdout ? "standard output" : out
     }.`,
   );
 } catch (error) {

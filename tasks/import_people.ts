@@ -1,27 +1,46 @@
 /**
- * `deno task import-people PATH [--replace] [--dry-run]`: reads a
+ * `deno task import-people [--replace] [--dry-run] PATH`: reads a
  * `people.csv` (header `phone_number,name,email,properties`) into the
  * directory. New numbers are added, listed ones updated, unchanged ones left
  * alone; each bad row is reported with its line and not imported. With
  * `--replace`, people missing from the file are removed (only when every row
  * is valid); with `--dry-run`, nothing is written. A running service sees
  * the change from its next message on. KV is found as the service finds it
- * (see export_sessions.ts).
+ * (see export_sessions.ts), and named on standard error.
  */
-import { kvOpenError, openKv, resolveKvLocation } from "../src/storage/mod.ts";
+import { parseArgs } from "node:util";
+import { resolveKvLocation } from "../src/storage/mod.ts";
 import { importPeopleCsv } from "../src/people/mod.ts";
+import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
 
-const USAGE = "Usage: deno task import-people PATH [--replace] [--dry-run]   " +
-  "(a CSV with the header phone_number,name,email,properties)";
+const USAGE = `Usage: deno task import-people [--replace] [--dry-run] PATH
+  Reads a people.csv (header phone_number,name,email,properties) into the people directory:
+  new numbers added, listed ones updated; each bad row named by its line and not imported.
+  --dry-run   say what would change; write nothing
+  --replace   also remove the people the file does not list (only when every row is valid)`;
 
-const flags = Deno.args.filter((arg) => arg.startsWith("-"));
-const paths = Deno.args.filter((arg) => !arg.startsWith("-"));
-const known = ["--replace", "--dry-run"];
-if (paths.length !== 1 || flags.some((flag) => !known.includes(flag))) {
+if (wantsHelp(Deno.args)) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({
+      options: { replace: { type: "boolean" }, "dry-run": { type: "boolean" } },
+      allowPositionals: true,
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+})();
+if (positionals.length !== 1) {
   console.error(USAGE);
   Deno.exit(2);
 }
-const [path] = paths;
+
+const env = Deno.env.toObject();
+const path = userPath(positionals[0], env);
 let file: Uint8Array;
 try {
   file = await Deno.readFile(path);
@@ -30,17 +49,13 @@ try {
   Deno.exit(1);
 }
 
-const location = resolveKvLocation(Deno.env.toObject());
-const kv = await openKv(location).catch((error) => {
-  console.error(kvOpenError(location, error));
-  Deno.exit(1);
-});
+const kv = await openTaskKv(resolveKvLocation(env), env);
 try {
   const started = performance.now();
   const report = await importPeopleCsv(kv, file, {
     now: Date.now(),
-    replace: flags.includes("--replace"),
-    dryRun: flags.includes("--dry-run"),
+    replace: values.replace ?? false,
+    dryRun: values["dry-run"] ?? false,
   });
   for (const { line, reason } of report.invalid) console.log(`line ${line}: ${reason}`);
   if (report.refused) {

@@ -209,7 +209,10 @@ Deno.test("people csv - the import-people and export-people tasks", async () => 
 
     const exported = await task("export_people.ts", kvPath, "--out", `${dir}/out.csv`);
     assert.equal(exported.code, 0, exported.err);
-    assert.equal(exported.err, `Exported 3 people to ${dir}/out.csv.\n`);
+    assert.equal(
+      exported.err,
+      `KV: ${kvPath} (DENO_KV_PATH)\nExported 3 people to ${dir}/out.csv.\n`,
+    );
     assert.equal(
       (await Deno.stat(`${dir}/out.csv`)).mode! & 0o777,
       0o600,
