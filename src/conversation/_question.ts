@@ -78,10 +78,7 @@ export async function prepareQuestion(
   head: MessageRecord,
   save: (record: MessageRecord) => Promise<boolean>,
 ): Promise<Prepared> {
-  const fresh = head.attempt === 0 && !head.merged && !head.mergedInto;
-  const pieces = fresh && joinable(head) && deps.mergeWindowMs > 0
-    ? await gather(deps, head)
-    : [head];
+  const pieces = gathers(deps, head) ? await gather(deps, head) : [head];
   const heard: MessageRecord[] = [];
   const heardNow = new Set<string>();
   for (const [i, piece] of pieces.entries()) {
@@ -135,10 +132,33 @@ export async function prepareQuestion(
   };
 }
 
-/** A message that may be a piece of a longer question. */
-function joinable(record: MessageRecord): boolean {
+/**
+ * Whether preparing `head` waits (for the pieces typed after it, or for its
+ * transcript): time in which AYD's side can get ready.
+ */
+export function waitsBeforeAsking(deps: QuestionDeps, head: MessageRecord): boolean {
+  const toHear = deps.hear !== undefined && voiceNoteOf(head) !== undefined &&
+    head.transcript === undefined;
+  return toHear || gathers(deps, head);
+}
+
+/** Whether `head` waits for pieces: the window is on, and it is a fresh piece itself. */
+function gathers(deps: QuestionDeps, head: MessageRecord): boolean {
+  const fresh = head.attempt === 0 && !head.merged && !head.mergedInto;
+  return deps.mergeWindowMs > 0 && fresh && joinable(deps, head);
+}
+
+/**
+ * A message that may be a piece of a longer question: text that is not a
+ * command, or a voice note that is (or was) heard. A medium without text
+ * that cannot be heard (no `TRANSCRIBE_URL`, a photo, a sticker) has no
+ * words to add: it keeps its own turn and its own reply.
+ */
+function joinable(deps: Pick<QuestionDeps, "hear">, record: MessageRecord): boolean {
   if (record.refusal || record.state !== "queued" || record.attempt > 0) return false;
-  return record.body.trim() === "" ? voiceNoteOf(record) !== undefined : !parseCommand(record.body);
+  if (record.body.trim() !== "") return !parseCommand(record.body);
+  if (voiceNoteOf(record) === undefined) return false;
+  return record.transcript !== undefined || deps.hear !== undefined;
 }
 
 /**
@@ -154,7 +174,7 @@ async function gather(deps: QuestionDeps, head: MessageRecord): Promise<MessageR
     const last = pieces.at(-1)!;
     const wait = Math.min(last.receivedAt + deps.mergeWindowMs, deadline) - deps.now();
     if (wait > 0) await sleep(wait);
-    const next = await followers(deps.kv, head, deps.mergeWindowMs);
+    const next = await followers(deps, head);
     if (next.length + 1 <= pieces.length || deps.now() >= deadline) {
       return [head, ...next];
     }
@@ -163,7 +183,8 @@ async function gather(deps: QuestionDeps, head: MessageRecord): Promise<MessageR
 }
 
 /** The messages after `head` in its lane that join it, in order. */
-async function followers(kv: Deno.Kv, head: MessageRecord, windowMs: number) {
+async function followers(deps: QuestionDeps, head: MessageRecord) {
+  const { kv, mergeWindowMs: windowMs } = deps;
   const entries = await Array.fromAsync(
     kv.list<string>({ prefix: queuePrefix(head.phone) }, { limit: MAX_PIECES }),
   );
@@ -177,7 +198,7 @@ async function followers(kv: Deno.Kv, head: MessageRecord, windowMs: number) {
   const joined: MessageRecord[] = [];
   let previous = head;
   for (const record of records) {
-    if (!joinable(record) || record.receivedAt - previous.receivedAt > windowMs) break;
+    if (!joinable(deps, record) || record.receivedAt - previous.receivedAt > windowMs) break;
     joined.push(record);
     previous = record;
   }

@@ -32,7 +32,7 @@ import {
   recordAnswerTime,
 } from "../jobs/mod.ts";
 import { sendEarly } from "./_early_sends.ts";
-import { type Hear, prepareQuestion, type QuestionDeps, voiceNoteOf } from "./_question.ts";
+import { type Hear, prepareQuestion, type QuestionDeps, waitsBeforeAsking } from "./_question.ts";
 import { describeError, maskPhone } from "../log.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import {
@@ -403,8 +403,7 @@ export function createConversationHandler(deps: ConversationDeps): MessageHandle
     let extra = (op: Deno.AtomicOperation) => op;
     if (queued.state === "queued") {
       // The merge window and the transcription wait anyway: AYD's side gets ready meanwhile.
-      const waits = question.mergeWindowMs > 0 || (deps.hear && voiceNoteOf(queued));
-      const warming = waits ? warmUp(deps, queued) : undefined;
+      const warming = waitsBeforeAsking(question, queued) ? warmUp(deps, queued) : undefined;
       const prepared = await prepareQuestion(question, lease, queued, (next) => save(lease, next));
       await warming;
       if (prepared === "lost") return "lost";
