@@ -11,6 +11,7 @@ import { instances } from "./instances.ts";
 import { memory } from "./memory.ts";
 import { peopleImport } from "./people_import.ts";
 import { pipeline } from "./pipeline.ts";
+import { questionShapes } from "./question_shapes.ts";
 import { slowBurst } from "./slow_burst.ts";
 import { takeover } from "./takeover.ts";
 
@@ -67,6 +68,12 @@ const results = {
     perNumber: quick ? 3 : 4,
     gapMs: 750,
     backends: ["kv-queue", "outbox"],
+  }),
+  // What the merge window and a voice note add to the wait for a first answer.
+  questionShapes: await questionShapes({
+    numbers: quick ? 10 : 20,
+    answerMs: quick ? 3000 : 5000,
+    sttMs: 1000,
   }),
   format: await format({ quick }),
   peopleImport: await peopleImport({ people: quick ? 20_000 : 100_000 }),
