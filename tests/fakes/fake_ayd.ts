@@ -125,6 +125,11 @@ export interface FakeAyd extends AsyncDisposable {
   expireToken(token: string): void;
   /** Make the session endpoint answer this status (JSON error) until reset with `null`. */
   failSessions(status: number | null): void;
+  /**
+   * Make the session endpoint answer 200 with this JSON body instead of a login URL (an answer
+   * of another shape, as from a changed API or another server) until reset with `null`.
+   */
+  answerSessionsWith(body: unknown): void;
   /** Every request, as `METHOD /path`, in order. */
   requests: string[];
   /** Chats created by `newChat`, in order. */
@@ -138,6 +143,8 @@ export interface FakeAyd extends AsyncDisposable {
   ): FakeAydMessage;
   /** Make `newChat` answer this status (JSON error) until reset with `null`. */
   failNewChat(status: number | null): void;
+  /** Make `newChat` answer 200 with this JSON body instead of a chat, until reset with `null`. */
+  answerNewChatWith(body: unknown): void;
   /** Make the messages endpoint answer this status until reset with `null`. */
   failHistory(status: number | null): void;
   /** Forget a chat: asks in it answer 404, as for a chat AYD no longer knows. */
@@ -275,6 +282,8 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
   const histories = new Map<string, FakeAydMessage[]>();
   const forgotten = new Set<string>();
   let newChatFailure: number | null = null;
+  let newChatAnswer: unknown = null;
+  let sessionAnswer: unknown = null;
   let historyFailure: number | null = null;
   let historyReads = 0;
   let messages = 0;
@@ -305,6 +314,7 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
   async function newChat(req: Request): Promise<Response> {
     if (!hasApiKey(req)) return json({ error: "Authentication failed" }, 401);
     if (newChatFailure !== null) return json({ error: "Fake newChat failure" }, newChatFailure);
+    if (newChatAnswer !== null) return json(newChatAnswer);
     const body = await req.json().catch(() => ({}));
     if (typeof body?.botid !== "string" || body.botid === "") {
       return json({ error: "botid is required" }, 400);
@@ -346,6 +356,7 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
       return json({ error: "Unauthorized" }, 401);
     }
     if (sessionFailure !== null) return json({ error: "Fake session failure" }, sessionFailure);
+    if (sessionAnswer !== null) return json(sessionAnswer);
     let body: Record<string, unknown>;
     try {
       body = await req.json();
@@ -554,6 +565,9 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
     failSessions(status) {
       sessionFailure = status;
     },
+    answerSessionsWith(body) {
+      sessionAnswer = body;
+    },
     requests,
     chats: chatIds,
     history(chatid) {
@@ -564,6 +578,9 @@ export function startFakeAyd(opts: FakeAydOptions): Promise<FakeAyd> {
     addMessage,
     failNewChat(status) {
       newChatFailure = status;
+    },
+    answerNewChatWith(body) {
+      newChatAnswer = body;
     },
     failHistory(status) {
       historyFailure = status;

@@ -97,6 +97,11 @@ export interface FakeTwilio extends AsyncDisposable {
   whatsappSenders: FakeWhatsAppSender[];
   /** Makes the Senders API answer `status` (403, 404, …; 0 = serve the list again). */
   failSenders(status: number): void;
+  /**
+   * Makes the Account resource answer `status` (500, 503, …) to authenticated fetches, with
+   * Twilio's JSON error; 0 serves the account again.
+   */
+  failAccount(status: number): void;
   /** Every Messages.json create (POST), including rejected and failed ones. */
   readonly attempts: number;
   /** Every Messages.json list request (GET), including rejected and failed ones. */
@@ -418,11 +423,13 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const incomingNumbers: FakeIncomingNumber[] = [];
   const whatsappSenders: FakeWhatsAppSender[] = [];
   let sendersFailure = 0;
+  let accountFailure = 0;
 
   /** The Account resource; like Twilio's, it carries the auth token. */
   function fetchAccount(req: Request, sid: string, path: string): Response {
     if (!authenticated(req)) return unauthorized();
     if (sid !== opts.accountSid) return notFound(path);
+    if (accountFailure) return twilioError(accountFailure, 20500, "Internal Server Error");
     const date = rfc2822(new Date(Date.UTC(2024, 0, 15)));
     const base = `/2010-04-01/Accounts/${sid}`;
     return json({
@@ -579,6 +586,9 @@ export function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
     whatsappSenders,
     failSenders(status) {
       sendersFailure = status;
+    },
+    failAccount(status) {
+      accountFailure = status;
     },
     get attempts() {
       return attempts;

@@ -409,6 +409,23 @@ Deno.test("fake AYD - newChat answers a chatid, and the documented errors", () =
     assert.equal((await newChat(ayd)).status, 503);
   }));
 
+Deno.test("fake AYD - answerSessionsWith and answerNewChatWith answer 200 with another shape until reset", () =>
+  withAyd({}, async (ayd) => {
+    ayd.answerSessionsWith({ link: "elsewhere" });
+    ayd.answerNewChatWith({ id: 7 });
+    const session = await createSession(ayd);
+    assert.equal(session.status, 200);
+    assert.deepEqual(await session.json(), { link: "elsewhere" });
+    const chat = await newChat(ayd);
+    assert.equal(chat.status, 200);
+    assert.deepEqual(await chat.json(), { id: 7 });
+    assert.deepEqual(ayd.chats, [], "no chat created");
+    ayd.answerSessionsWith(null);
+    ayd.answerNewChatWith(null);
+    assert.match((await (await createSession(ayd)).json()).url, /\/api\/chatbot\/auth\/callback/);
+    assert.ok((await (await newChat(ayd)).json()).chatid);
+  }));
+
 Deno.test("fake AYD - a Bearer ask in a chat streams the answer and records the question, the answer and the properties", () =>
   withAyd({}, async (ayd) => {
     const { chatid } = await (await newChat(ayd)).json();

@@ -64,3 +64,18 @@ Deno.test("twilio account - a refusal keeps Twilio's status and code, and no URL
   const senders = await right.listWhatsAppSenders().catch((error) => error);
   assert.equal(senders.status, 403);
 });
+
+Deno.test("twilio account - a server error on the account keeps its status, and the account answers again after", async () => {
+  await using fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  const twilio = createTwilioAccountClient({
+    accountSid: ACCOUNT_SID,
+    authToken: AUTH_TOKEN,
+    apiBaseUrl: fake.url,
+  });
+  fake.failAccount(503);
+  const failed = await twilio.fetchAccount().catch((error) => error);
+  assert.ok(failed instanceof TwilioApiError);
+  assert.equal(failed.status, 503);
+  fake.failAccount(0);
+  assert.equal((await twilio.fetchAccount()).status, "active");
+});
