@@ -199,3 +199,32 @@ Deno.test("layout - every folder of src/ has a mod.ts that says what the folder 
     assert.match(text, /^\/\*\*\n \* \S[\s\S]*?@module\n \*\//, `${unit}/mod.ts needs its JSDoc`);
   }
 });
+
+/**
+ * The rules as docs/architecture.md states them: one bullet per unit or
+ * group of units, `- \`a/\`, \`b.ts\`: \`c/\`, \`d.ts\`. Prose…`, where the
+ * backticked names before the colon import exactly the ones after it (up to
+ * the first parenthesis, if any) and "nothing of the project" means none.
+ */
+function documentedRules(markdown: string): Record<string, string[]> {
+  const section = markdown.split("Which folder may import which")[1]?.split("\n## ")[0] ?? "";
+  const bullets = section.split("\n- ").slice(1).map((b) => b.replace(/\s*\n\s*/g, " "));
+  const unit = (name: string) => `src/${name.replace(/\/$/, "")}`;
+  const names = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => unit(m[1]));
+  const rules: Record<string, string[]> = {};
+  for (const bullet of bullets) {
+    const colon = bullet.indexOf(": ");
+    const imports = bullet.slice(colon + 2).split("(")[0].split(". ")[0];
+    for (const from of names(bullet.slice(0, colon))) {
+      rules[from] = imports.startsWith("nothing") ? [] : names(imports);
+    }
+  }
+  return rules;
+}
+
+Deno.test("layout - docs/architecture.md states the same rules as the check", async () => {
+  const documented = documentedRules(await Deno.readTextFile(`${ROOT}docs/architecture.md`));
+  const sorted = (rules: Record<string, readonly string[]>) =>
+    Object.fromEntries(Object.entries(rules).map(([k, v]) => [k, [...v].sort()]).sort());
+  assert.deepEqual(sorted(documented), sorted(ALLOWED));
+});
