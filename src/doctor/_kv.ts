@@ -38,18 +38,27 @@ export async function checkKv(
   }
   const key = ["doctor", crypto.randomUUID()];
   const value = { writtenAt: Date.now() };
+  let step = "a write";
   try {
-    await deadline(kv.set(key, value), ms, "a write");
-    const read = await deadline(kv.get<typeof value>(key), ms, "a read");
-    await deadline(kv.delete(key), ms, "a delete");
-    if (read.value?.writtenAt !== value.writtenAt) throw new Error("read back something else");
+    await deadline(kv.set(key, value), ms, step);
+    step = "a read";
+    const read = await deadline(kv.get<typeof value>(key), ms, step);
+    step = "a delete";
+    await deadline(kv.delete(key), ms, step);
+    if (read.value?.writtenAt !== value.writtenAt) {
+      throw new Worded("a read gave back something other than what was written");
+    }
   } catch (error) {
     kv.close();
+    // As kvOpenError does: a URL's query is left out of what KV Connect's errors quote.
+    const reason = String((error as Error)?.message ?? error).replace(/\?[^\s'"]*/g, "");
     return {
       lines: [{
         status: "fail",
         area,
-        text: `${where} opens, but ${(error as Error).message}`,
+        text: `${where} opens, but ${
+          error instanceof Worded ? reason : `${step} failed: ${reason}`
+        }`,
         fix: isRemote(config.kvPath)
           ? "check DENO_KV_URL and DENO_KV_ACCESS_TOKEN, and that the server is up"
           : "check that the file and its folder are writable and the disk is not full " +
@@ -79,11 +88,14 @@ function backendText(config: Config, forced: boolean): string {
   return `job backend outbox (${why}; the every-minute sweep and timers carry retries)`;
 }
 
+/** A failure already in the doctor's words: a step that took too long, a wrong read. */
+class Worded extends Error {}
+
 /** `work`, or a rejection naming `what` once `ms` pass. */
 function deadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new Worded(`${what} took over ${ms / 1000} s`)), ms);
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

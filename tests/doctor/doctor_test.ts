@@ -6,12 +6,15 @@ import assert from "node:assert/strict";
 import { allPassed, type CheckLine, formatReport, runDoctor } from "../../src/doctor/mod.ts";
 import { healthUrlBeside } from "../../src/doctor/_public_url.ts";
 import type { WorkerValue } from "../../src/jobs/mod.ts";
+import type { AydMode } from "../../src/config.ts";
 import {
   API_KEY,
   AUTH_TOKEN,
+  KV_CONNECT_TOKEN,
   startTestBridge,
   type TestBridge,
   testEnv,
+  testKv,
   waitFor,
 } from "../_helpers.ts";
 import { freePort } from "../_process.ts";
@@ -26,11 +29,14 @@ interface Scene extends AsyncDisposable {
   run(overrides?: Record<string, string>): Promise<CheckLine[]>;
 }
 
-/** A bridge on a KV file, its fakes set up as a working account, and the doctor's environment. */
-async function scene(): Promise<Scene> {
+/**
+ * A bridge on a KV file, its fakes set up as a working account, and the
+ * doctor's environment; `mode` is the bridge's and the doctor's `AYD_MODE`.
+ */
+async function scene(mode: AydMode = "session"): Promise<Scene> {
   const dir = await Deno.makeTempDir();
-  const kvEnv = { DENO_KV_PATH: `${dir}/bridge.kv`, JOB_BACKEND: "kv-queue" };
-  const t = await startTestBridge({ env: { ...kvEnv, TWILIO_FROM_NUMBER: FROM } });
+  const kvEnv = { DENO_KV_PATH: `${dir}/bridge.kv`, JOB_BACKEND: "kv-queue", AYD_MODE: mode };
+  const t = await startTestBridge({ mode, env: { ...kvEnv, TWILIO_FROM_NUMBER: FROM } });
   const webhookUrl = `${t.url}/whatsapp`;
   t.twilio.incomingNumbers.push({ phoneNumber: FROM });
   t.twilio.whatsappSenders.push({ senderId: `whatsapp:${FROM}`, callbackUrl: webhookUrl });
@@ -48,8 +54,13 @@ async function scene(): Promise<Scene> {
   return {
     t,
     env,
-    run: (overrides = {}) =>
-      runDoctor({ ...env, ...overrides }, { timeoutMs: 3_000, recheckAfterMs: 20 }),
+    async run(overrides = {}) {
+      const lines = await runDoctor({ ...env, ...overrides }, {
+        timeoutMs: 3_000,
+        recheckAfterMs: 20,
+      });
+      return lines;
+    },
     async [Symbol.asyncDispose]() {
       await t[Symbol.asyncDispose]();
       await Deno.remove(dir, { recursive: true });
@@ -226,6 +237,16 @@ Deno.test("doctor - Twilio: an API that cannot be reached", async () => {
   onlyFailing(lines, line);
 });
 
+Deno.test("doctor - Twilio: a server error for the account is its own line, and the rest waits", async () => {
+  await using s = await scene();
+  s.t.twilio.failAccount(503);
+  const lines = await s.run();
+  const line = lineOf(lines, "Twilio", /^Twilio answered 503 when asked for the account$/, "fail");
+  assert.match(line.fix!, /^try again in a minute; status\.twilio\.com says/);
+  onlyFailing(lines, line);
+  lineOf(lines, "Twilio", /^the account's status and TWILIO_FROM_NUMBER were not checked/, "skip");
+});
+
 Deno.test("doctor - AskYourDatabase: a wrong API key", async () => {
   await using s = await scene();
   const lines = await s.run({ ASKYOURDATABASE_API_KEY: "wrong-key" });
@@ -262,6 +283,145 @@ Deno.test("doctor - AskYourDatabase: a base URL that cannot be reached", async (
   );
 });
 
+Deno.test("doctor - AskYourDatabase: a server error when the session is asked for", async () => {
+  await using s = await scene();
+  s.t.ayd.failSessions(503);
+  const lines = await s.run();
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^AskYourDatabase answered 503 when asked for a session$/,
+    "fail",
+  );
+  assert.equal(line.fix, "try again in a minute; if it stays, ask AskYourDatabase's support");
+  onlyFailing(lines, line);
+});
+
+Deno.test("doctor - AskYourDatabase: an answer that opens no session (no accessToken cookie) is a protocol line", async () => {
+  await using s = await scene();
+  // A login link that leads to a page, and no cookie: what a changed widget would give.
+  s.t.ayd.answerSessionsWith({ url: `${s.t.ayd.url}/chatbot` });
+  const lines = await s.run();
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^a session was asked for, but AskYourDatabase's answer was not one \(session callback answered 200 without an accessToken cookie\)$/,
+    "fail",
+  );
+  assert.match(
+    line.fix!,
+    /^check AYD_BASE_URL \(http:\/\/127\.0\.0\.1:\d+\); if it is right, AskYourDatabase's session API may have changed$/,
+  );
+  onlyFailing(lines, line);
+});
+
+Deno.test("doctor - AskYourDatabase: a failure of no AYD kind is still a line with a fix, naming only the error's kind", async () => {
+  await using s = await scene();
+  // A login link that is no URL: the client's URL parsing throws a TypeError.
+  s.t.ayd.answerSessionsWith({ url: "http://[one-time-code" });
+  const lines = await s.run();
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^opening a session failed unexpectedly \(TypeError\)$/,
+    "fail",
+  );
+  assert.match(line.fix!, /^run the doctor again; if it fails the same way, check AYD_BASE_URL/);
+  onlyFailing(lines, line);
+  assert.ok(!formatReport(lines).includes("one-time-code"), "what AYD sent is not quoted");
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a working key and chatbot open a chat through newChat, and nothing else", async () => {
+  await using s = await scene("chat");
+  const lines = await s.run();
+  const report = formatReport(lines);
+  assert.ok(lines.every((line) => line.status === "pass"), report);
+  lineOf(
+    lines,
+    "AskYourDatabase",
+    /^the API key and chatbot ID open a chat \(AYD_MODE=chat; no question asked\)$/,
+    "pass",
+  );
+  assert.match(report, /\n\nAll good: 11 passed\.$/);
+  assert.equal(s.t.ayd.chats.length, 1, "one chat created");
+  assert.deepEqual(s.t.ayd.sessions, [], "no widget session opened");
+  assert.equal(s.t.ayd.asks.length, 0, "no question asked");
+  assert.ok(!s.t.ayd.requests.some((r) => r.includes("/session")), s.t.ayd.requests.join());
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a wrong API key is the 401 line", async () => {
+  await using s = await scene("chat");
+  const lines = await s.run({ ASKYOURDATABASE_API_KEY: "wrong-key" });
+  const line = lineOf(lines, "AskYourDatabase", /^the API key is refused \(401\)$/, "fail");
+  assert.match(line.fix!, /^copy the API key from the AskYourDatabase dashboard/);
+  onlyFailing(lines, line);
+  assert.ok(!formatReport(lines).includes("wrong-key"), "not even a wrong key is printed");
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a key refused with 403 is the same line", async () => {
+  await using s = await scene("chat");
+  s.t.ayd.failNewChat(403);
+  const lines = await s.run();
+  const line = lineOf(lines, "AskYourDatabase", /^the API key is refused \(403\)$/, "fail");
+  assert.match(line.fix!, /ASKYOURDATABASE_API_KEY$/);
+  onlyFailing(lines, line);
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a chatbot not found is the chatbot ID line", async () => {
+  await using s = await scene("chat");
+  const lines = await s.run({ ASKYOURDATABASE_CHAT_ID: "no-such-bot" });
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^the chatbot ID is refused \(404\): AskYourDatabase knows no chatbot "no-such-bot" for this API key$/,
+    "fail",
+  );
+  assert.match(line.fix!, /^set ASKYOURDATABASE_CHAT_ID to the chatbot ID from the chatbot's URL/);
+  onlyFailing(lines, line);
+  assert.deepEqual(s.t.ayd.chats, []);
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a server error when the chat is asked for", async () => {
+  await using s = await scene("chat");
+  s.t.ayd.failNewChat(502);
+  const lines = await s.run();
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^AskYourDatabase answered 502 when asked for a chat$/,
+    "fail",
+  );
+  assert.match(line.fix!, /^try again in a minute/);
+  onlyFailing(lines, line);
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: a base URL that cannot be reached", async () => {
+  await using s = await scene("chat");
+  const lines = await s.run({ AYD_BASE_URL: `http://127.0.0.1:${freePort()}` });
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^http:\/\/127\.0\.0\.1:\d+ cannot be reached \(no connection\)$/,
+    "fail",
+  );
+  assert.match(line.fix!, /HTTPS connections to it, and AYD_BASE_URL$/);
+  onlyFailing(lines, line);
+});
+
+Deno.test("doctor - AskYourDatabase in chat mode: an answer without a chatid is a protocol line", async () => {
+  await using s = await scene("chat");
+  s.t.ayd.answerNewChatWith({ id: "chat_1" });
+  const lines = await s.run();
+  const line = lineOf(
+    lines,
+    "AskYourDatabase",
+    /^a chat was asked for, but AskYourDatabase's answer was not one \(newChat answer has no chatid\)$/,
+    "fail",
+  );
+  assert.match(line.fix!, /AskYourDatabase's newChat API may have changed$/);
+  onlyFailing(lines, line);
+});
+
 Deno.test("doctor - KV: a path that cannot be written", async () => {
   await using s = await scene();
   const lines = await s.run({ DENO_KV_PATH: "/proc/nope/bridge.kv" });
@@ -273,6 +433,31 @@ Deno.test("doctor - KV: a path that cannot be written", async () => {
   );
   assert.match(line.fix!, /^Set DENO_KV_PATH to a writable file path/);
   assert.deepEqual(lines.filter((l) => l.status === "fail"), [line]);
+  lineOf(
+    lines,
+    "public URL",
+    /whether it is this one could not be checked, since KV did not open/,
+    "skip",
+  );
+});
+
+Deno.test("doctor - KV: it opens, but a write fails", async () => {
+  await using s = await scene();
+  await using remote = await testKv("kv-connect");
+  remote.server!.failNext(1, 400); // the doctor's first request on the data path: its write
+  const lines = await s.run({ ...remote.env, JOB_BACKEND: "outbox" });
+  const line = lineOf(
+    lines,
+    "KV",
+    /^http:\/\/127\.0\.0\.1:\d+\/ opens, but a write failed: KV Connect failed to call '[^']+\/v2\/atomic_write' \(status=400 Bad Request\)/,
+    "fail",
+  );
+  assert.equal(
+    line.fix,
+    "check DENO_KV_URL and DENO_KV_ACCESS_TOKEN, and that the server is up",
+  );
+  onlyFailing(lines, line);
+  assert.ok(!formatReport(lines).includes(KV_CONNECT_TOKEN), "no token printed");
   lineOf(
     lines,
     "public URL",
