@@ -1,6 +1,10 @@
 /**
  * `deno task doctor` against the fakes: a running bridge on a KV file, the
  * fake Twilio and AYD it talks to, and one test per line that can fail.
+ *
+ * `SHOW_DOCTOR=1` prints each checklist, as `deno task doctor` would: the
+ * tests "deno task doctor, run as an operator runs it" show a whole run
+ * (docs/setup.md).
  */
 import assert from "node:assert/strict";
 import { allPassed, type CheckLine, formatReport, runDoctor } from "../../src/doctor/mod.ts";
@@ -17,7 +21,7 @@ import {
   testKv,
   waitFor,
 } from "../_helpers.ts";
-import { freePort } from "../_process.ts";
+import { freePort, runTask } from "../_process.ts";
 
 /** A WhatsApp sender of the fake account (not Twilio's shared sandbox number). */
 const FROM = "+15557654321";
@@ -28,6 +32,8 @@ interface Scene extends AsyncDisposable {
   env: Record<string, string>;
   run(overrides?: Record<string, string>): Promise<CheckLine[]>;
 }
+
+const SHOW = !!Deno.env.get("SHOW_DOCTOR");
 
 /**
  * A bridge on a KV file, its fakes set up as a working account, and the
@@ -59,6 +65,7 @@ async function scene(mode: AydMode = "session"): Promise<Scene> {
         timeoutMs: 3_000,
         recheckAfterMs: 20,
       });
+      if (SHOW) console.log(formatReport(lines));
       return lines;
     },
     async [Symbol.asyncDispose]() {
@@ -587,6 +594,45 @@ Deno.test("doctor - public URL: a bridge whose KV cannot be written says so", as
     "fail",
   );
 });
+
+Deno.test("doctor - deno task doctor, run as an operator runs it: all good in chat mode, exit 0", async () => {
+  await using s = await scene("chat");
+  const run = await doctorTask(s.env);
+  assert.equal(run.code, 0, run.out + run.err);
+  assert.match(
+    run.out,
+    /^Bridge doctor: checking the configuration in the environment and \.env\n\n✓ configuration: every variable is valid\n/,
+  );
+  assert.match(run.out, /^✓ AskYourDatabase: the API key and chatbot ID open a chat/m);
+  assert.match(run.out, /\n\nAll good: 11 passed\.\n$/);
+  assert.equal(s.t.ayd.chats.length, 1);
+});
+
+Deno.test("doctor - deno task doctor, run as an operator runs it: two failures in session mode, exit 1", async () => {
+  await using s = await scene("session");
+  s.t.twilio.account.status = "suspended";
+  const run = await doctorTask({ ...s.env, ASKYOURDATABASE_API_KEY: "wrong-key" });
+  assert.equal(run.code, 1, run.out + run.err);
+  assert.match(
+    run.out,
+    /^✗ Twilio: the account is suspended: Twilio sends nothing from it\n {4}fix: /m,
+  );
+  assert.match(run.out, /^✗ AskYourDatabase: the API key is refused \(401\)\n {4}fix: /m);
+  assert.match(run.out, /\n\n2 failed, 9 passed\.\n$/);
+  assert.ok(!(run.out + run.err).includes("wrong-key") && !run.out.includes(AUTH_TOKEN));
+});
+
+/** `deno task doctor` as a process, from a folder without .env, with exactly `env`. */
+async function doctorTask(env: Record<string, string>) {
+  const cwd = await Deno.makeTempDir();
+  try {
+    const run = await runTask("doctor", [], { cwd, env });
+    if (SHOW) console.log(`$ deno task doctor\n${run.out}(exit code ${run.code})`);
+    return run;
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+}
 
 Deno.test("doctor - the health URL sits beside the webhook, without query or fragment", () => {
   assert.equal(
