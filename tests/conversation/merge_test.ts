@@ -309,3 +309,28 @@ testEveryBackend(
     assert.equal(logEvents(t.logs, "question.joined").length, 0);
   },
 );
+
+testEveryBackend(
+  "merge window - a voice note that cannot be made out ends the question there: the piece before it is asked without it, it gets its reply in its own turn, and the piece after it is the next question",
+  async (backend) => {
+    await using stt = await startFakeStt();
+    await using t = await startTestBridge({
+      backend,
+      env: { MERGE_WINDOW_MS: WINDOW, TRANSCRIBE_URL: stt.url },
+    });
+    // Refused when heard as a piece, and again in its own turn.
+    stt.failNext({ status: 400 }, { status: 400 });
+    const [head] = await sendPieces(t, "sales last month");
+    await waitFor(() => t.twilio.typing.some((x) => x.messageId === head), "typing for the first");
+    await t.sendWhatsApp(voiceNote(t.twilio.addMedia(OGG, "audio/ogg")));
+    await sendPieces(t, "only Europe");
+    const replies = await t.twilio.waitForMessages(USER, 3);
+    assert.deepEqual(replies.map((r) => r.body), [
+      "Answer to: sales last month",
+      REPLIES.voiceUnclear,
+      "Answer to: only Europe",
+    ]);
+    assert.deepEqual(t.ayd.asks.map((a) => a.question), ["sales last month", "only Europe"]);
+    assert.equal(stt.attempts, 2);
+  },
+);
