@@ -17,6 +17,7 @@ import {
   type Stats,
 } from "../jobs/mod.ts";
 import { maskNumbersIn, maskPhone } from "../log.ts";
+import { withinMs } from "../storage/mod.ts";
 
 /** One recent job as the console lists it: no text, the number masked. */
 export interface JobRow {
@@ -142,17 +143,21 @@ export type Overview =
   | { ok: false };
 
 /**
- * Reads the overview; `ok: false` when KV does not answer.
+ * Reads the overview; `ok: false` when KV fails or does not answer within
+ * `waitMs` (a KV Connect server that is away is waited for without end by
+ * Deno's client, and the page must still answer).
  *
  * @example
  * ```ts
- * const overview = await readOverview(kv, Date.now());
+ * const overview = await readOverview(kv, Date.now(), 1_000);
  * if (overview.ok) console.log(overview.stats.sessions);
  * ```
  */
-export async function readOverview(kv: Deno.Kv, now: number): Promise<Overview> {
+export async function readOverview(kv: Deno.Kv, now: number, waitMs: number): Promise<Overview> {
+  const reading = readStats(kv, now);
+  reading.catch(() => {}); // still running when the wait is over
   try {
-    return { ok: true, stats: await readStats(kv, now) };
+    return { ok: true, stats: await withinMs(reading, waitMs) };
   } catch {
     return { ok: false };
   }

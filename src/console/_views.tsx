@@ -130,10 +130,22 @@ export const OverviewPage: FC<{
   /** Why AYD refuses the bridge's credentials, if it does. */
   aydProblem?: string;
 }> = (p) => {
+  const status = p.storageTrouble
+    ? `degraded: writes fail (${p.storageTrouble})`
+    : p.aydProblem
+    ? `degraded: ${p.aydProblem}`
+    : "ok";
   if (!p.overview.ok) {
     return (
       <Layout title="Overview" csrf={p.csrf}>
-        <p class="error" role="alert">Unavailable: the KV store does not answer.</p>
+        <p class="error" role="alert">Unavailable: the KV store did not answer in time.</p>
+        <section id="health">
+          <h2>Health</h2>
+          <table>
+            <Row name="Status" value={status} />
+            <Row name="Job backend" value={p.backend} />
+          </table>
+        </section>
       </Layout>
     );
   }
@@ -147,14 +159,7 @@ export const OverviewPage: FC<{
       <section id="health">
         <h2>Health</h2>
         <table>
-          <Row
-            name="Status"
-            value={p.storageTrouble
-              ? `degraded: writes fail (${p.storageTrouble})`
-              : p.aydProblem
-              ? `degraded: ${p.aydProblem}`
-              : "ok"}
-          />
+          <Row name="Status" value={status} />
           <Row name="Job backend" value={p.backend} />
           <Row name="Pending jobs" value={counted(stats.pendingJobs)} />
           <Row name="Dead letters" value={counted(stats.deadLetters)} />
@@ -388,6 +393,24 @@ const History: FC<{ history: AttemptHistory }> = ({ history }) => (
       </>
     ))}
   </ol>
+);
+
+/**
+ * What a console page answers when KV does not answer in time: even whether
+ * the browser is signed in cannot be read, so nothing else is shown.
+ *
+ * @example
+ * ```tsx
+ * c.html(<UnavailablePage />, 503);
+ * ```
+ */
+export const UnavailablePage: FC = () => (
+  <Layout title="Unavailable">
+    <p class="error" role="alert">
+      Unavailable: the KV store did not answer in time, so this page cannot be shown.{" "}
+      <code>/health</code> says why; try again in a moment.
+    </p>
+  </Layout>
 );
 
 /**

@@ -19,7 +19,14 @@ import {
   readSession,
   startSession,
 } from "./_session.ts";
-import { DeadLettersPage, JobsPage, LoginPage, MessagePage, OverviewPage } from "./_views.tsx";
+import {
+  DeadLettersPage,
+  JobsPage,
+  LoginPage,
+  MessagePage,
+  OverviewPage,
+  UnavailablePage,
+} from "./_views.tsx";
 import {
   type DeadLetter,
   deadLetterKey,
@@ -29,6 +36,7 @@ import {
 } from "../jobs/mod.ts";
 import type { Logger } from "../log.ts";
 import type { UrlHint } from "../webhook/mod.ts";
+import { withinMs } from "../storage/mod.ts";
 import { mountPeoplePages } from "./people_pages.tsx";
 
 /** What the console needs; the lockout is the admin API's, shared. */
@@ -54,6 +62,14 @@ export interface ConsoleDeps {
 /** How many jobs the "Recent jobs" page lists. */
 export const RECENT_JOBS = 50;
 
+/**
+ * How long the session's read, and the overview's, may take before the page
+ * answers without them: a KV Connect server that is away is waited for
+ * without end by Deno's client, and the page must still answer (in under
+ * 2 s, its two reads together).
+ */
+export const READ_WAIT_MS = 800;
+
 type Env = { Variables: { session: ConsoleSession } };
 
 const RETRY_OUTCOMES: readonly RetryOutcome[] = [
@@ -78,10 +94,11 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
   const app = admin as unknown as Hono<Env>;
   const { kv, log } = deps;
 
-  /** A signed-in page, or the way to sign in. */
+  /** A signed-in page, or the way to sign in; a KV that does not answer is said so at once. */
   const page: MiddlewareHandler<Env> = async (c, next) => {
     noStore(c);
-    const session = await readSession(kv, c, deps.now());
+    const session = await withinMs(readSession(kv, c, deps.now()), READ_WAIT_MS).catch(() => null);
+    if (session === null) return c.html(<UnavailablePage />, 503);
     if (!session) return c.redirect("/admin/login", 303);
     c.set("session", session);
     await next();
@@ -108,7 +125,7 @@ export function mountConsole(admin: Hono, deps: ConsoleDeps): void {
   const small = bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.text("Payload Too Large", 413) });
 
   app.get("/", page, async (c) => {
-    const overview = await readOverview(kv, deps.now());
+    const overview = await readOverview(kv, deps.now(), READ_WAIT_MS);
     const csrf = c.get("session").csrf;
     return c.html(
       <OverviewPage

@@ -19,7 +19,7 @@
  * @module
  */
 import { describeError, type Logger } from "../log.ts";
-import type { StorageHealth } from "../storage/mod.ts";
+import { type StorageHealth, withinMs } from "../storage/mod.ts";
 
 /** The KV key of one process's heartbeat. */
 export const workerKey = (id: string): Deno.KvKey => ["workers", id];
@@ -36,6 +36,12 @@ export interface WorkerValue {
    */
   instance?: string;
 }
+
+/**
+ * How long a heartbeat write may be pending before it counts as failed:
+ * two thirds of `ttlMs`, when this process stops acting on its lanes anyway.
+ */
+export const heartbeatStuckMs = (ttlMs: number): number => Math.max(1, Math.floor((ttlMs * 2) / 3));
 
 /** How another worker looks from here. */
 export type Liveness = { alive: true; recheckInMs: number } | { alive: false };
@@ -111,6 +117,17 @@ export function createPresence(deps: {
     return beating ??= (async () => {
       const startedBeat = clock();
       if (versionstamp !== null && startedBeat >= actUntil()) retire("heartbeat_gap");
+      // A remote KV that does not answer is retried by Deno's client without
+      // end: the write neither succeeds nor fails. Once it has been pending
+      // as long as this process may act without a heartbeat, health hears
+      // of it as a failure (and of its success, should it land later).
+      const stuck = deps.health && setTimeout(() => {
+        deps.health!.failed(
+          new Error(
+            `the heartbeat write did not finish within ${heartbeatStuckMs(ttlMs)} ms (timed out)`,
+          ),
+        );
+      }, heartbeatStuckMs(ttlMs));
       try {
         for (let attempt = 0; attempt < 2; attempt++) {
           const value: WorkerValue = { beatAt: now(), startedAt };
@@ -135,6 +152,7 @@ export function createPresence(deps: {
         log.warn("worker.heartbeat_failed", { reason: describeError(error) });
         return false;
       } finally {
+        clearTimeout(stuck);
         beating = undefined;
       }
     })();
@@ -203,10 +221,13 @@ export function createPresence(deps: {
     async stop() {
       stopped = true;
       clearInterval(timer);
-      await beating;
+      // A KV that does not answer must not hold the shutdown: the heartbeat
+      // then stays until others see it silent for `ttlMs`.
+      const bound = heartbeatStuckMs(ttlMs);
+      if (beating) await withinMs(beating, bound).catch(() => {});
       if (versionstamp === null) return;
-      await kv.atomic().check({ key: workerKey(id), versionstamp }).delete(workerKey(id))
-        .commit().catch(() => {});
+      const remove = kv.atomic().check({ key: workerKey(id), versionstamp }).delete(workerKey(id));
+      await withinMs(remove.commit(), bound).catch(() => {});
     },
   };
 }

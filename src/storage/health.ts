@@ -108,3 +108,23 @@ export function createStorageHealth(): StorageHealth {
     },
   };
 }
+
+/**
+ * Settles as `work` does, or rejects once `ms` have passed with an error
+ * that counts as a storage error (`… (timed out)`). Deno's KV Connect client
+ * retries a server that does not answer without end, so a call to it never
+ * fails by itself: whoever must answer in time (the webhook, `/health`, the
+ * console) bounds the wait. `work` itself goes on and may still land.
+ *
+ * @example
+ * ```ts
+ * const entry = await withinMs(kv.get(["k"]), 1_000, "KV did not answer a read");
+ * ```
+ */
+export function withinMs<T>(work: Promise<T>, ms: number, what = "KV did not answer"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms (timed out)`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}

@@ -22,7 +22,7 @@ import {
 } from "../jobs/mod.ts";
 import { DIRECTORY_KEY, type DirectoryMeta, directorySize, personKey } from "../people/mod.ts";
 import { describeError, type Logger, maskPhone, withFields } from "../log.ts";
-import { storageErrorClass, type StorageHealth } from "../storage/mod.ts";
+import { storageErrorClass, type StorageHealth, withinMs } from "../storage/mod.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/mod.ts";
 import { OUTSIDE_WINDOW, recordDelivery } from "./delivery.ts";
 import { admit, type Policy } from "./policy.ts";
@@ -48,6 +48,15 @@ export const STORE_DEADLINE_MS = 10_000;
 
 /** How long `/health` reuses its counts of pending jobs and dead letters. */
 export const HEALTH_COUNTS_MS = 5_000;
+
+/**
+ * How long `/health` waits for KV to count; a count that takes longer is
+ * left to finish in the background, and the answer carries the last counts
+ * (`countsStale`) or none. Monitors and load balancers give up after a few
+ * seconds, and a KV Connect server that does not answer is waited for
+ * without end by Deno's client.
+ */
+export const HEALTH_READ_MS = 1_000;
 
 /** The largest webhook body accepted; Twilio's are a few KiB at most. */
 export const MAX_WEBHOOK_BYTES = 64 * 1024;
@@ -132,9 +141,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let submitted: Awaited<ReturnType<typeof submit>>;
     try {
       const trace = telemetry.carrier();
-      submitted = await withDeadline(
+      submitted = await withinMs(
         submit(deps, trace ? { ...message, trace } : message),
         STORE_DEADLINE_MS,
+        "KV did not store the message",
       );
     } catch (error) {
       telemetry.count("bridge.messages", { outcome: "store_failed" });
@@ -185,8 +195,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.body(null, 204);
   });
 
-  // A monitor polling every few seconds must not make counting the busiest reader.
-  const jobCounts = cachedFor(HEALTH_COUNTS_MS, () => countJobs(deps.kv), now);
+  // A monitor polling every few seconds must not make counting the busiest
+  // reader, and a KV that does not answer must not hold the answer.
+  const jobCounts = keptFresh(HEALTH_COUNTS_MS, () => countJobs(deps.kv), now);
   const apologies = oncePer(STORE_FAILED_REPLY_EVERY_MS);
   app.get("/health", async (c) => {
     const about = { instance: deps.instance, ...hintFields(hints.current()) };
@@ -208,12 +219,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }, 503);
     }
     try {
-      const counts = await jobCounts();
+      const counts = await jobCounts(HEALTH_READ_MS);
       return c.json({
         status: "ok",
         jobBackend: deps.jobs.backend,
         aydMode: deps.aydMode,
-        ...counts,
+        ...counts.value,
+        ...counts.stale && { countsStale: true },
         ...about,
       });
     } catch (error) {
@@ -365,16 +377,35 @@ async function submit(deps: AppDeps, message: InboundMessage) {
   }
 }
 
-/** `load`'s result, reused for `ms`; a failure is not kept. */
-function cachedFor<T>(ms: number, load: () => Promise<T>, now: () => number): () => Promise<T> {
-  let kept: { value: Promise<T>; at: number } | undefined;
-  return () => {
-    if (kept && now() - kept.at < ms) return kept.value;
-    const value = load();
-    const entry = { value, at: now() };
-    kept = entry;
-    value.catch(() => kept === entry && (kept = undefined));
-    return value;
+/**
+ * `load`'s result, reused for `ms` (a failure is not kept), and never waited
+ * for longer than a caller's `waitMs`: a load still pending then is left to
+ * finish (one at a time) and the caller gets the last value, marked stale,
+ * or none. A load that fails rejects the callers waiting for it.
+ */
+function keptFresh<T extends object>(
+  ms: number,
+  load: () => Promise<T>,
+  now: () => number,
+): (waitMs: number) => Promise<{ value?: T; stale: boolean }> {
+  let kept: { value: T; at: number } | undefined;
+  let loading: Promise<T> | undefined;
+  const refresh = () =>
+    loading ??= load().then(
+      (value) => (kept = { value, at: now() }, value),
+    ).finally(() => loading = undefined);
+  return async (waitMs) => {
+    if (kept && now() - kept.at < ms) return { value: kept.value, stale: false };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) =>
+      timer = setTimeout(() => resolve(undefined), waitMs)
+    );
+    try {
+      const value = await Promise.race([refresh(), late]);
+      return value === undefined ? { value: kept?.value, stale: true } : { value, stale: false };
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 
@@ -382,15 +413,6 @@ function cachedFor<T>(ms: number, load: () => Promise<T>, now: () => number): ()
 function twiml(c: Context<Env>, message?: string) {
   const body = message === undefined ? EMPTY_TWIML : replyTwiml(message);
   return c.body(body, 200, { "content-type": "text/xml; charset=utf-8" });
-}
-
-/** Rejects with a timeout once `ms` pass: a remote KV that does not answer must not outlast Twilio's 15 s. */
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("KV did not answer in time (timed out)")), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** Remembers, in memory, when each number was last told something; at most once per `ms`. */

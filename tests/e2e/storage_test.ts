@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import type { AydMode } from "../../src/config.ts";
 import { STORE_FAILED_REPLY } from "../../src/webhook/app.ts";
 import { diskFull, type FaultyKv, faultyKv } from "../_faulty_kv.ts";
-import { startTestBridge, type TestBackend, testEverySetting, waitFor } from "../_helpers.ts";
+import {
+  startTestBridge,
+  type TestBackend,
+  testEverySetting,
+  testKv,
+  waitFor,
+} from "../_helpers.ts";
 
 const ALICE = "whatsapp:+15551234567";
 const BOB = "whatsapp:+15557654321";
@@ -116,3 +122,64 @@ testEverySetting(
     assert.deepEqual(await Array.fromAsync(t.kv.list({ prefix: ["dead_letters"] })), []);
   },
 );
+
+const ADMIN_TOKEN = "storage-admin-token-0123456789abcdef";
+
+/** A GET that must be answered within 2 s, as monitors and load balancers wait. */
+async function answeredPromptly(url: string, cookie?: string) {
+  const headers: HeadersInit = cookie ? { cookie } : {};
+  try {
+    const response = await fetch(url, { headers, signal: AbortSignal.timeout(2_000) });
+    return { status: response.status, text: await response.text() };
+  } catch (error) {
+    throw new assert.AssertionError({ message: `${url} did not answer within 2 s: ${error}` });
+  }
+}
+
+Deno.test("storage - over KV Connect, /health and the console answer within 2 s while the server is away, 503 degraded, and 200 again by themselves", async () => {
+  await using store = await testKv("kv-connect");
+  await using t = await startTestBridge({
+    backend: "kv-connect",
+    kv: store,
+    // Short heartbeats: a write pending for 2/3 of it counts as failed.
+    env: { JOB_LEASE_MS: "600", ADMIN_TOKEN },
+  });
+  const login = await fetch(`${t.url}/admin/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token: ADMIN_TOKEN }),
+  });
+  await login.body?.cancel();
+  const cookie = login.headers.getSetCookie()[0].split(";", 1)[0];
+  const health = () => answeredPromptly(`${t.url}/health`);
+  const overview = () => answeredPromptly(`${t.url}/admin`, cookie);
+  await waitFor(async () => (await health()).status === 200, "a healthy start");
+  assert.equal((await overview()).status, 200);
+
+  // No webhook arrives: only the heartbeat and the pages' own reads meet the outage.
+  await store.server!.unreachable();
+  try {
+    let degraded: { status: string; reason: string } | undefined;
+    await waitFor(async () => {
+      const answer = await health();
+      if (answer.status === 503) degraded = JSON.parse(answer.text);
+      return degraded !== undefined;
+    }, "503 from the stuck heartbeat");
+    assert.equal(degraded!.status, "degraded");
+    assert.match(degraded!.reason, /heartbeat write did not finish within 400 ms \(timed out\)/);
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await health()).status, 503, "every answer prompt, none hanging on a read");
+      const page = await overview();
+      assert.equal(page.status, 503);
+      assert.match(page.text, /did not answer in time/);
+    }
+    assert.ok(t.logs.some((line) => line.includes('"event":"storage.failing"')));
+  } finally {
+    await store.server!.reachable(); // also after a failed assertion: the bridge can then close
+  }
+  await waitFor(async () => (await health()).status === 200, "recovery without a restart");
+  await waitFor(async () => (await overview()).status === 200, "the console's recovery");
+  assert.match((await overview()).text, /<td class="n">ok<\/td>/);
+  assert.ok(t.logs.some((line) => line.includes('"event":"storage.recovered"')));
+});

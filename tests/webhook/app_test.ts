@@ -1,6 +1,6 @@
 /** Every kind of bad request to the webhook, over real HTTP. */
 import assert from "node:assert/strict";
-import { createApp, HEALTH_COUNTS_MS } from "../../src/webhook/app.ts";
+import { createApp, HEALTH_COUNTS_MS, HEALTH_READ_MS } from "../../src/webhook/app.ts";
 import { createJobs } from "../../src/jobs/jobs.ts";
 import { silentLogger } from "../../src/log.ts";
 import {
@@ -10,6 +10,7 @@ import {
   postForm,
   sign,
   startTestBridge,
+  waitFor,
   WEBHOOK_URL,
   whatsAppParams,
 } from "../_helpers.ts";
@@ -182,6 +183,66 @@ Deno.test("health - polls within a few seconds share one count of the queue", as
   clock += HEALTH_COUNTS_MS;
   await app.request("/health");
   assert.equal(lists, 4, "counted again once the counts are old");
+});
+
+Deno.test("health - a count KV does not answer is not waited for: the last counts are served, marked stale", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const gate = Promise.withResolvers<void>();
+  let shut = false;
+  // Lists wait while the gate is shut, as reads from a KV Connect server that is away do.
+  const stalling = new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== "list") return typeof value === "function" ? value.bind(target) : value;
+      return (...args: Parameters<Deno.Kv["list"]>) => {
+        const entries = target.list(...args);
+        const opens = shut ? gate.promise : undefined;
+        return (async function* () {
+          await opens;
+          yield* entries;
+        })();
+      };
+    },
+  });
+  let clock = 1_000_000;
+  const app = createApp({
+    kv: stalling,
+    jobs: createJobs(kv, "outbox"),
+    log: silentLogger,
+    twilioAccountSid: ACCOUNT_SID,
+    twilioAuthToken: AUTH_TOKEN,
+    twilioWebhookUrl: WEBHOOK_URL,
+    statusCallbackUrl: "https://bridge.example.com/twilio/status",
+    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
+    now: () => clock,
+  });
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const health = async () => {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/health`, {
+      signal: AbortSignal.timeout(HEALTH_READ_MS + 1_000),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  assert.deepEqual(await health(), {
+    status: 200,
+    body: { status: "ok", jobBackend: "outbox", pendingJobs: 0, deadLetters: 0 },
+  });
+  shut = true;
+  clock += HEALTH_COUNTS_MS;
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(await health(), {
+      status: 200,
+      body: {
+        status: "ok",
+        jobBackend: "outbox",
+        pendingJobs: 0,
+        deadLetters: 0,
+        countsStale: true,
+      },
+    }, "the write probe decides the status; a slow count only ages");
+  }
+  gate.resolve();
+  await waitFor(async () => !("countsStale" in (await health()).body), "fresh counts");
 });
 
 Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
