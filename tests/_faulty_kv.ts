@@ -1,7 +1,8 @@
 /**
  * A Deno KV that fails on command, for the end-to-end suite: every write
  * (an atomic commit, `set`, `delete`, `enqueue`) is shown to `fault`, which
- * may answer with the error KV would throw. Reads pass through.
+ * may answer with the error KV would throw. Reads (`get`, `getMany`, `list`)
+ * pass through unless {@linkcode FaultyKv.failReads} says otherwise.
  *
  * @module
  */
@@ -23,6 +24,10 @@ export interface FaultyKv {
   fault(fault: Fault | null): void;
   /** Writes refused so far. */
   readonly refused: number;
+  /** Makes every read throw what `error` makes (null: reads work again). */
+  failReads(error: (() => Error) | null): void;
+  /** Reads refused so far. */
+  readonly refusedReads: number;
 }
 
 /** The error a full disk gives, as Deno's SQLite backend words it. */
@@ -40,6 +45,14 @@ export const diskFull = () => new TypeError("database or disk is full");
 export function faultyKv(kv: Deno.Kv): FaultyKv {
   let current: Fault | null = null;
   let refused = 0;
+  let readFault: (() => Error) | null = null;
+  let refusedReads = 0;
+  /** The error a read throws now, counted, if reads fail. */
+  const readError = () => {
+    if (!readFault) return undefined;
+    refusedReads++;
+    return readFault();
+  };
   const check = (write: Write) => {
     const error = current?.(write);
     if (error) {
@@ -80,6 +93,23 @@ export function faultyKv(kv: Deno.Kv): FaultyKv {
       if (property === "atomic") return atomic;
       const value = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
+      if (property === "get" || property === "getMany") {
+        return (...args: unknown[]) => {
+          const error = readError();
+          return error ? Promise.reject(error) : value.apply(target, args);
+        };
+      }
+      if (property === "list") {
+        return (...args: unknown[]) => {
+          const error = readError();
+          if (!error) return value.apply(target, args);
+          // Like KV's own list iterator, it fails when first read.
+          return (async function* () {
+            yield* [];
+            throw error;
+          })();
+        };
+      }
       if (property === "set" || property === "delete" || property === "enqueue") {
         return (...args: unknown[]) => {
           const sets = property === "set" ? [{ key: args[0] as Deno.KvKey, value: args[1] }] : [];
@@ -101,6 +131,12 @@ export function faultyKv(kv: Deno.Kv): FaultyKv {
     },
     get refused() {
       return refused;
+    },
+    failReads(error) {
+      readFault = error;
+    },
+    get refusedReads() {
+      return refusedReads;
     },
   };
 }

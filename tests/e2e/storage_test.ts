@@ -70,6 +70,49 @@ testEverySetting(
 );
 
 testEverySetting(
+  "storage - a Twilio retry whose MessageSid cannot be read gets the apology, as a new message would, and its stored original is answered once",
+  async (backend, mode) => {
+    // The bridge cannot tell a retry from a new message without the read:
+    // staying silent would lose a new one, and the original is answered anyway.
+    const { t, faulty } = await bridgeOnFaultyKv(backend, mode);
+    await using _ = t;
+    const { promise: answering, resolve: answer } = Promise.withResolvers<void>();
+    t.ayd.onAsk(async ({ question }) => {
+      await answering;
+      return { kind: "answer", text: `Answer to: ${question}` };
+    });
+    const sid = "SM" + "2".repeat(32);
+    const original = await t.sendWhatsApp({ MessageSid: sid, Body: "the original" });
+    assert.doesNotMatch(await original.text(), /<Message>/);
+    await waitFor(() => t.ayd.asks.length === 1, "the original to be asked");
+
+    faulty.failReads(() => new TypeError("disk I/O error"));
+    const retry = await t.sendWhatsApp({ MessageSid: sid, Body: "the original" });
+    assert.equal(retry.status, 200);
+    assert.match(await retry.text(), /<Message>Sorry, I can.t take questions right now/);
+    const again = await t.sendWhatsApp({ MessageSid: sid, Body: "the original" });
+    assert.doesNotMatch(await again.text(), /<Message>/, "one apology per number per 10 minutes");
+    const failed = t.logs.filter((line) => line.includes('"event":"webhook.store_failed"'));
+    assert.equal(failed.length, 2);
+    assert.ok(failed.every((line) => line.includes('"reason":"io"')));
+    faulty.failReads(null);
+
+    answer();
+    const [reply] = await t.twilio.waitForMessages(ALICE, 1);
+    assert.equal(reply.body, "Answer to: the original");
+    const late = await t.sendWhatsApp({ MessageSid: sid, Body: "the original" });
+    assert.doesNotMatch(await late.text(), /<Message>/, "readable again: a plain duplicate");
+    assert.ok(t.logs.some((line) => line.includes('"event":"webhook.duplicate"')));
+    await waitFor(
+      async () => (await Array.fromAsync(t.kv.list({ prefix: ["queue"] }))).length === 0,
+      "the lane to empty",
+    );
+    assert.equal(t.ayd.asks.length, 1, "asked once");
+    assert.equal(t.twilio.messages.length, 1, "answered once");
+  },
+);
+
+testEverySetting(
   "storage - /health answers 503 while writes fail and 200 again by itself",
   async (backend, mode) => {
     const { t, faulty } = await bridgeOnFaultyKv(backend, mode);
