@@ -1,6 +1,6 @@
 /** Hostile input through real HTTP: what happens, and what leaks (nothing). */
 import assert from "node:assert/strict";
-import { createApp } from "../../src/webhook/app.ts";
+import { createApp, STORE_FAILED_REPLY_EVERY_MS } from "../../src/webhook/app.ts";
 import { createJobs } from "../../src/jobs/jobs.ts";
 import { createLogger } from "../../src/log.ts";
 import {
@@ -124,6 +124,39 @@ Deno.test("hardening - a webhook that cannot be stored answers 200 and an apolog
   assert.equal(await status.text(), "Internal Server Error");
   assert.ok(logs.some((l) => l.includes('"event":"request.failed"')));
   assert.ok(!logs.join("\n").includes("5551234567"));
+});
+
+Deno.test("hardening - a number told it cannot be stored is told again once 10 minutes have passed, not before", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let clock = Date.UTC(2026, 10, 25, 7, 0, 0);
+  const app = createApp({
+    kv,
+    jobs: createJobs(kv, "outbox"),
+    log: createLogger({ level: "error", write: () => {} }),
+    twilioAccountSid: ACCOUNT_SID,
+    twilioAuthToken: AUTH_TOKEN,
+    twilioWebhookUrl: WEBHOOK_URL,
+    statusCallbackUrl: STATUS_URL,
+    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
+    now: () => clock,
+  });
+  kv.close(); // every KV call now throws: no message can be stored
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const apologized = async (from: string) => {
+    const params = whatsAppParams({ From: from });
+    const response = await postForm(`http://127.0.0.1:${server.addr.port}`, params, {
+      "x-twilio-signature": sign(params),
+    });
+    assert.equal(response.status, 200);
+    return /<Message>/.test(await response.text());
+  };
+  assert.equal(await apologized(USER), true, "the first message hears why");
+  clock += STORE_FAILED_REPLY_EVERY_MS - 1;
+  assert.equal(await apologized(USER), false, "not again within 10 minutes");
+  assert.equal(await apologized("whatsapp:+15557654321"), true, "another number is told");
+  clock += 1;
+  assert.equal(await apologized(USER), true, "told again once 10 minutes have passed");
+  assert.equal(await apologized(USER), false, "and then not again for 10 more");
 });
 
 const STATUS_URL = "https://bridge.example.com/twilio/status";
