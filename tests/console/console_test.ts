@@ -12,6 +12,7 @@ import {
   waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
+import { diskFull, type FaultyKv, faultyKv } from "../_faulty_kv.ts";
 
 const TOKEN = "console-token-0123456789abcdef0123456789";
 const USER = "whatsapp:+15551234567";
@@ -472,4 +473,24 @@ Deno.test("Console - in chat mode the overview counts chats, and a refused API k
   assert.match(overview, /Chat mode \(AYD&#39;s documented API\): <span id="chat-count">0<\/span>/);
   assert.match(overview, /degraded: AYD refused the API key \(newChat answered 401\)/);
   assert.ok(!overview.includes("a-revoked-key"));
+});
+
+Deno.test("Console - while writes fail the overview says degraded: writes fail, with why, and ok again by itself", async () => {
+  const faulty: { kv?: FaultyKv } = {};
+  await using t = await startTestBridge({
+    // Short heartbeats: the probe the overview reads runs every third of it.
+    env: { ADMIN_TOKEN: TOKEN, JOB_LEASE_MS: "600" },
+    wrapKv: (kv) => (faulty.kv = faultyKv(kv)).kv,
+  });
+  const { cookie } = await signIn(t); // signing in writes its session: before the fault
+  const status = async () => {
+    const page = await html(t, "/admin", cookie);
+    return decode(page.match(/<th>Status<\/th><td class="n">(.*?)<\/td>/)?.[1] ?? "");
+  };
+  assert.equal(await status(), "ok");
+  faulty.kv!.fault(() => diskFull());
+  await waitFor(async () => (await status()) !== "ok", "the heartbeat probe to fail");
+  assert.equal(await status(), "degraded: writes fail (TypeError: database or disk is full)");
+  faulty.kv!.fault(null);
+  await waitFor(async () => (await status()) === "ok", "recovery without a restart");
 });
