@@ -11,7 +11,7 @@ import { openKv } from "../src/storage/mod.ts";
 import { createLogger } from "../src/log.ts";
 import { type FakeAyd, type FakeAydOptions, startFakeAyd } from "./fakes/fake_ayd.ts";
 import { type FakeTwilio, startFakeTwilio } from "./fakes/fake_twilio.ts";
-import { startKvConnectServer } from "./fakes/kv_connect/mod.ts";
+import { type KvConnectServer, startKvConnectServer } from "./fakes/kv_connect/mod.ts";
 
 export const ACCOUNT_SID = "AC" + "5".repeat(32);
 export const AUTH_TOKEN = "test-auth-token-0123456789abcdef";
@@ -235,8 +235,11 @@ export function conversationsOpened(t: TestBridge): number {
 /** A test's KV: the environment that points a bridge at it. */
 export interface TestKv extends AsyncDisposable {
   env: Record<string, string>;
-  /** The KV Connect server, under `kv-connect`. */
-  server: Awaited<ReturnType<typeof startKvConnectServer>> | undefined;
+  /**
+   * The KV Connect server, under `kv-connect`. Disposing the test KV fails
+   * when it refused a request over a limit ({@linkcode assertNoLimitRefusals}).
+   */
+  server: KvConnectServer | undefined;
 }
 
 /** The job backend a setting runs. */
@@ -261,8 +264,26 @@ export async function testKv(backend: TestBackend, dir?: string): Promise<TestKv
   return {
     env: { DENO_KV_URL: server.url, DENO_KV_ACCESS_TOKEN: KV_CONNECT_TOKEN },
     server,
-    [Symbol.asyncDispose]: () => server.close(),
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      assertNoLimitRefusals(server.stats);
+    },
   };
+}
+
+/**
+ * Fails when the KV Connect server refused a request over one of denokv's
+ * limits. The bridge would not fail visibly: a refused group commit is
+ * retried member by member, so a group that outgrew 10 checks would pass
+ * every other assertion. Failed checks (conflicts) are normal and are not
+ * refusals.
+ */
+export function assertNoLimitRefusals(stats: KvConnectServer["stats"]): void {
+  if (stats.limitRefusals === 0) return;
+  throw new Error(
+    `the KV Connect server refused ${stats.limitRefusals} request(s) over denokv's limits ` +
+      `(refusals by reason: ${JSON.stringify(stats.refusals)})`,
+  );
 }
 
 /**

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { DENOKV_LIMITS, type KvConnectServer, startKvConnectServer } from "./kv_connect/mod.ts";
 import { decode, encode, Encoding, MutationType } from "./kv_connect/_proto.ts";
+import { testKv } from "../_helpers.ts";
 
 const TOKEN = "kv-connect-test-token";
 
@@ -226,6 +227,36 @@ Deno.test("kv connect - 10 checks in one commit pass, 11 are refused with denokv
   assert.equal(t.server.stats.refusedWrites, 1);
   assert.equal((await t.kv.get(["done", 11])).versionstamp, null);
   assert.ok((await withChecks(local, 11).commit()).ok, "a local KV allows 100");
+});
+
+Deno.test("kv connect - refusals are counted by reason, those over a limit apart; a failed check is no refusal", async () => {
+  await using t = await connect();
+  assert.ok(
+    (await t.kv.atomic().check({ key: ["k"], versionstamp: null }).set(["k"], 1).commit()).ok,
+  );
+  const again = await t.kv.atomic().check({ key: ["k"], versionstamp: null }).set(["k"], 2)
+    .commit();
+  assert.equal(again.ok, false);
+  assert.equal(t.server.stats.checkFailures, 1);
+  assert.deepEqual(t.server.stats.refusals, {}, "a check conflict is an ordinary answer");
+  const op = t.kv.atomic();
+  for (let i = 0; i < 11; i++) op.check({ key: ["c", i], versionstamp: null });
+  await thrown(() => op.commit());
+  const bad = await fetch(`${t.server.url}/v2/atomic_write`, { method: "POST", body: "x" });
+  await bad.body?.cancel();
+  assert.deepEqual(t.server.stats.refusals, { tooManyChecks: 1, invalidProtocolVersion: 1 });
+  assert.equal(t.server.stats.limitRefusals, 1, "only the 11 checks broke a limit");
+});
+
+Deno.test("kv connect - the end-to-end suite's KV fails its test at disposal when a request broke a limit", async () => {
+  const store = await testKv("kv-connect");
+  using kv = await Deno.openKv(store.server!.url);
+  const op = kv.atomic();
+  for (let i = 0; i < 11; i++) op.check({ key: ["c", i], versionstamp: null });
+  await thrown(() => op.commit());
+  kv.close();
+  const error = await thrown(async () => await store[Symbol.asyncDispose]());
+  assert.match(error.message, /refused 1 request\(s\) over denokv's limits .*"tooManyChecks":1/);
 });
 
 Deno.test("kv connect - a refused write is not retried by the client", async () => {

@@ -88,7 +88,41 @@ export class ApiError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
+
+  /**
+   * The refusal's name: its key in {@linkcode MESSAGES} (`tooManyChecks`),
+   * or `invalidRequest` for denokv's texts that carry details (a protobuf
+   * that does not decode, a sum over mismatched types).
+   */
+  get reason(): string {
+    const known = Object.entries(MESSAGES).find(([, text]) => text === this.message);
+    return known?.[0] ?? "invalidRequest";
+  }
+
+  /** Whether the request broke one of denokv's limits (`limits.rs`). */
+  get overLimit(): boolean {
+    return (LIMIT_REFUSALS as readonly string[]).includes(this.reason);
+  }
 }
+
+/**
+ * The refusals of a request over one of denokv's limits: a client that
+ * builds its operations within them never meets one. (A failed check is
+ * not a refusal: the server answers it 200, and nothing is written.)
+ */
+export const LIMIT_REFUSALS = [
+  "keyTooLong",
+  "valueTooLong",
+  "readRangeTooLarge",
+  "atomicWriteTooLarge",
+  "tooManyReadRanges",
+  "tooManyWatchedKeys",
+  "tooManyChecks",
+  "tooManyMutations",
+  "tooManyUndeliveredKeys",
+  "tooManyBackoffIntervals",
+  "backoffIntervalTooLarge",
+] as const satisfies readonly (keyof typeof MESSAGES)[];
 
 const badRequest = (message: string) => new ApiError(400, message);
 

@@ -9,13 +9,19 @@
  * @module
  */
 import { atomicWrite, type DataPathContext, snapshotRead, watch } from "./_datapath.ts";
-import { ApiError, DENOKV_LIMITS, type KvConnectLimits, MESSAGES } from "./_limits.ts";
+import {
+  ApiError,
+  DENOKV_LIMITS,
+  type KvConnectLimits,
+  LIMIT_REFUSALS,
+  MESSAGES,
+} from "./_limits.ts";
 import { checkDataPathHeaders, exchangeMetadata, type Identity } from "./_metadata.ts";
 import { listen } from "./_network.ts";
 import { createStore } from "./_store.ts";
 import type { Watcher } from "./_watch.ts";
 
-export { DENOKV_LIMITS, type KvConnectLimits };
+export { DENOKV_LIMITS, type KvConnectLimits, LIMIT_REFUSALS };
 
 /** Options for {@linkcode startKvConnectServer}. */
 export interface KvConnectServerOptions {
@@ -45,6 +51,19 @@ export interface KvConnectStats {
   checkFailures: number;
   /** Atomic writes the server refused itself: headers, protobuf, a limit, a type mismatch. */
   refusedWrites: number;
+  /**
+   * Every request refused (4xx, or denokv's 500 for a value it cannot
+   * decode), by reason: the key of denokv's message (`tooManyChecks`,
+   * `invalidToken`, …). Check failures are not refusals.
+   */
+  refusals: Record<string, number>;
+  /**
+   * Requests refused for breaking one of denokv's limits (10 checks, 1,000
+   * mutations, 800 KiB, key and value sizes, read ranges): the bridge builds
+   * every operation within them, so any is a defect, even though a refused
+   * group commit is retried member by member and nothing shows.
+   */
+  limitRefusals: number;
   /** Requests answered by {@linkcode KvConnectServer.failNext}. */
   faults: number;
   /** Watch streams opened. */
@@ -117,6 +136,8 @@ export function startKvConnectServer(
     commits: 0,
     checkFailures: 0,
     refusedWrites: 0,
+    refusals: {},
+    limitRefusals: 0,
     faults: 0,
     watches: 0,
     enqueues: 0,
@@ -188,6 +209,8 @@ export function startKvConnectServer(
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (route === "atomic_write") stats.refusedWrites++;
+      stats.refusals[error.reason] = (stats.refusals[error.reason] ?? 0) + 1;
+      if (error.overLimit) stats.limitRefusals++;
       return text(error.status, error.message);
     } finally {
       changed();
