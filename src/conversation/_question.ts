@@ -78,11 +78,15 @@ export async function prepareQuestion(
   head: MessageRecord,
   save: (record: MessageRecord) => Promise<boolean>,
 ): Promise<Prepared> {
+  // The head's voice note is heard while the window waits for its pieces:
+  // the window then costs a voice note nothing beyond the transcription.
+  const headHeard = hear(deps, lease, head, save);
+  headHeard.catch(() => {}); // awaited below; handled here should gathering throw first
   const pieces = gathers(deps, head) ? await gather(deps, head) : [head];
   const heard: MessageRecord[] = [];
   const heardNow = new Set<string>();
   for (const [i, piece] of pieces.entries()) {
-    const result = await hear(deps, lease, piece, save);
+    const result = await (i === 0 ? headHeard : hear(deps, lease, piece, save));
     if (result === "lost") return "lost";
     if ("reply" in result) {
       // The head's own failure is its reply; a later piece's stays for its own turn.

@@ -334,3 +334,33 @@ testEveryBackend(
     assert.equal(stt.attempts, 2);
   },
 );
+
+testEverySetting(
+  "merge window - a voice note first is transcribed while the window waits for its pieces, so a piece typed during its transcription still joins it",
+  async (backend, mode) => {
+    await using stt = await startFakeStt({ transcript: "sales last month" });
+    await using t = await startTestBridge({
+      backend,
+      mode,
+      env: { MERGE_WINDOW_MS: WINDOW, TRANSCRIBE_URL: stt.url },
+    });
+    const voiceSid = newMessageSid();
+    await t.sendWhatsApp({
+      ...voiceNote(t.twilio.addMedia(OGG, "audio/ogg")),
+      MessageSid: voiceSid,
+    });
+    // Heard at once, not once the window has passed: the piece below is
+    // posted well inside the window that began with the voice note.
+    await waitFor(() => stt.requests.length === 1, "the voice note sent to transcription");
+    await sendPieces(t, "by region");
+    const replies = await t.twilio.waitForMessages(USER, 2);
+    assert.deepEqual(replies.map((r) => r.body), [
+      "🎤 _sales last month_",
+      "Answer to: sales last month\nby region",
+    ]);
+    assert.deepEqual(t.ayd.asks.map((a) => a.question), ["sales last month\nby region"]);
+    await waitFor(async () => (await recordOf(t, voiceSid))?.state === "answered", "answered");
+    assert.equal((await recordOf(t, voiceSid))!.merged?.length, 1);
+    assert.equal(stt.requests.length, 1);
+  },
+);
