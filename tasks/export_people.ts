@@ -1,7 +1,9 @@
 /**
- * `deno task export-people [--out PATH|-]`: writes the directory as
- * `people.csv` (default path), atomically and readable by the owner only
+ * `deno task export-people [--out PATH|-] [--force]`: writes the directory
+ * as `people.csv` (default path), atomically and readable by the owner only
  * (it holds names, emails and properties); `-` writes to standard output.
+ * An existing file is never replaced without `--force`: it may be the very
+ * file the directory was imported from, with rows kept on purpose.
  * The file imports back with `deno task import-people` to no change. KV is
  * found as the service finds it (see export_sessions.ts), and named on
  * standard error.
@@ -12,9 +14,10 @@ import { writeFileAtomically } from "../src/ayd/mod.ts";
 import { exportPeopleCsv } from "../src/people/mod.ts";
 import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
 
-const USAGE = `Usage: deno task export-people [--out PATH|-]
+const USAGE = `Usage: deno task export-people [--out PATH|-] [--force]
   Writes the people directory as people.csv (names, emails, properties: readable by the owner only).
-  --out PATH   where to write (default: people.csv); - for standard output`;
+  --out PATH   where to write (default: people.csv); - for standard output
+  --force      replace PATH if it exists (without it an existing file is left alone)`;
 
 if (wantsHelp(Deno.args)) {
   console.log(USAGE);
@@ -22,7 +25,9 @@ if (wantsHelp(Deno.args)) {
 }
 const { values } = (() => {
   try {
-    return parseArgs({ options: { out: { type: "string", default: "people.csv" } } });
+    return parseArgs({
+      options: { out: { type: "string", default: "people.csv" }, force: { type: "boolean" } },
+    });
   } catch (error) {
     console.error(`${(error as Error).message}\n${USAGE}`);
     Deno.exit(2);
@@ -32,20 +37,30 @@ const { values } = (() => {
 const env = Deno.env.toObject();
 const toStdout = values.out === "-";
 const out = toStdout ? "-" : userPath(values.out, env);
+if (!toStdout && !values.force && await Deno.lstat(out).then(() => true, () => false)) {
+  console.error(refusal(out));
+  Deno.exit(1);
+}
 const kv = await openTaskKv(resolveKvLocation(env), env);
 try {
   const csv = await exportPeopleCsv(kv);
   const count = csv.split("\r\n").length - 2;
   if (toStdout) await Deno.stdout.write(new TextEncoder().encode(csv));
-  else await writeFileAtomically(out, csv);
+  else await writeFileAtomically(out, csv, { overwrite: values.force ?? false });
   console.error(
     `Exported ${count} ${count === 1 ? "person" : "people"} to ${
       toStdout ? "standard output" : out
     }.`,
   );
 } catch (error) {
-  console.error(`Export failed: ${(error as Error).message}`);
+  if (error instanceof Deno.errors.AlreadyExists) console.error(refusal(out));
+  else console.error(`Export failed: ${(error as Error).message}`);
   Deno.exitCode = 1;
 } finally {
   kv.close();
+}
+
+function refusal(path: string): string {
+  return `${path} exists and was left as it is (it may be the file the directory came from).\n` +
+    "Write elsewhere with --out PATH, or replace it with --force.";
 }

@@ -226,6 +226,19 @@ Deno.test("people csv - the import-people and export-people tasks", async () => 
       await Deno.readTextFile(`${dir}/out.csv`),
     );
 
+    // An existing file (the one imported, say) is left alone without --force.
+    const source = await Deno.readTextFile(`${dir}/people.csv`);
+    const refused = await task("export_people.ts", kvPath, "--out", `${dir}/people.csv`);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /people\.csv exists and was left as it is .*\n.*--force/);
+    assert.equal(await Deno.readTextFile(`${dir}/people.csv`), source);
+    const forced = await task("export_people.ts", kvPath, "--out", `${dir}/people.csv`, "--force");
+    assert.equal(forced.code, 0, forced.err);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/people.csv`),
+      await Deno.readTextFile(`${dir}/out.csv`),
+    );
+
     assert.equal((await task("import_people.ts", kvPath)).code, 2);
     assert.equal((await task("import_people.ts", kvPath, `${dir}/people.csv`, "--bogus")).code, 2);
     assert.equal((await task("import_people.ts", kvPath, `${dir}/missing.csv`)).code, 1);
