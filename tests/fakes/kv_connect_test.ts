@@ -259,6 +259,36 @@ Deno.test("kv connect - the end-to-end suite's KV fails its test at disposal whe
   assert.match(error.message, /refused 1 request\(s\) over denokv's limits .*"tooManyChecks":1/);
 });
 
+for (const how of ["5xx", "drop"] as const) {
+  Deno.test(`kv connect - a commit applied and then not answered (${how}) is sent again by the client: checked, it fails its check; unchecked, it applies twice`, async () => {
+    await using t = await connect();
+    t.server.applyThenFail(1, how);
+    const unchecked = await t.kv.atomic().sum(["count"], 1n).set(["seen"], "x").commit();
+    assert.ok(unchecked.ok, "the second application is the one answered");
+    assert.equal((await t.kv.get<Deno.KvU64>(["count"])).value?.value, 2n, "counted twice");
+
+    t.server.applyThenFail(1, how);
+    const key = ["message", "SM1"];
+    const checked = await t.kv.atomic().check({ key, versionstamp: null }).set(key, 1)
+      .sum(["count"], 1n).commit();
+    assert.equal(checked.ok, false, "the caller hears of a failed check, though it landed");
+    assert.equal((await t.kv.get(key)).value, 1);
+    assert.equal((await t.kv.get<Deno.KvU64>(["count"])).value?.value, 3n, "counted once");
+    assert.equal(t.server.stats.appliedThenFailed, 2);
+  });
+}
+
+Deno.test("kv connect - applyThenFail picks its writes by their keys, read back as the client wrote them", async () => {
+  await using t = await connect();
+  const seen: Deno.KvKey[][] = [];
+  t.server.applyThenFail(1, "5xx", (keys) => (seen.push(keys), keys[0][0] === "pick"));
+  const key = ["pick", "a\u0000b", 1, 2.5, -3n, 70000n, true, false, new Uint8Array([0, 1])];
+  await t.kv.set(["other"], 1);
+  await t.kv.set(key, 1);
+  assert.deepEqual(seen, [[["other"]], [key]], "asked of each write until one matched");
+  assert.equal(t.server.stats.appliedThenFailed, 1);
+});
+
 Deno.test("kv connect - a refused write is not retried by the client", async () => {
   await using t = await connect();
   const op = t.kv.atomic();

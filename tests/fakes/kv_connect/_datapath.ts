@@ -40,7 +40,7 @@ export function snapshotRead({ store, limits }: DataPathContext, body: Uint8Arra
 }
 
 /**
- * Answers an `atomic_write`, with what came of it. Check failures answer
+ * Answers an `atomic_write`, with what came of it and the keys it mutates. Check failures answer
  * without `failed_checks`, as denokv does (the client ignores them anyway).
  *
  * @example
@@ -51,10 +51,11 @@ export function snapshotRead({ store, limits }: DataPathContext, body: Uint8Arra
 export function atomicWrite(
   { store, limits, now }: DataPathContext,
   body: Uint8Array,
-): { response: Response; committed: boolean; enqueues: number } {
+): { response: Response; committed: boolean; enqueues: number; keys: Uint8Array[] } {
   const write = decodeOrRefuse("AtomicWrite", body);
   checkWrite(write, limits, now());
   const versionstamp = store.write(write);
+  const keys = write.mutations.map(({ key }) => key);
   const output = encode(
     "AtomicWriteOutput",
     versionstamp
@@ -65,6 +66,7 @@ export function atomicWrite(
     response: new Response(output, { headers: PROTOBUF }),
     committed: versionstamp !== null,
     enqueues: versionstamp ? write.enqueues.length : 0,
+    keys,
   };
 }
 

@@ -53,3 +53,47 @@ export function lowerBound(sorted: readonly { key: Uint8Array }[], key: Uint8Arr
 export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * An encoded key read back into its parts, as Deno's client wrote it
+ * (denokv's tuple encoding: 0x01 bytes, 0x02 string, 0x0c–0x1c integers
+ * of up to 8 bytes as bigint, 0x21 number, 0x26/0x27 false/true), for
+ * tests that pick requests by key. A part it cannot read ends the key.
+ *
+ * @example
+ * ```ts
+ * decodeKey(new Uint8Array([2, 97, 0, 0x21, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0])); // ["a", 1]
+ * ```
+ */
+export function decodeKey(bytes: Uint8Array): Deno.KvKey {
+  const parts: Deno.KvKeyPart[] = [];
+  let i = 0;
+  const text = new TextDecoder();
+  while (i < bytes.length) {
+    const tag = bytes[i++];
+    if (tag === 0x01 || tag === 0x02) {
+      const out: number[] = [];
+      while (i < bytes.length && !(bytes[i] === 0 && bytes[i + 1] !== 0xff)) {
+        out.push(bytes[i]);
+        i += bytes[i] === 0 ? 2 : 1; // 0x00 0xff is an escaped zero byte
+      }
+      i++;
+      parts.push(tag === 0x02 ? text.decode(new Uint8Array(out)) : new Uint8Array(out));
+    } else if (tag >= 0x0c && tag <= 0x1c) {
+      const n = Math.abs(tag - 0x14);
+      let value = 0n;
+      for (let k = 0; k < n; k++) value = (value << 8n) | BigInt(bytes[i + k]);
+      i += n;
+      parts.push(tag < 0x14 ? value - ((1n << BigInt(8 * n)) - 1n) : value);
+    } else if (tag === 0x21) {
+      const b = bytes.slice(i, i + 8);
+      if (b[0] & 0x80) b[0] ^= 0x80;
+      else for (let k = 0; k < 8; k++) b[k] ^= 0xff;
+      parts.push(new DataView(b.buffer).getFloat64(0, false));
+      i += 8;
+    } else if (tag === 0x26 || tag === 0x27) {
+      parts.push(tag === 0x27);
+    } else break;
+  }
+  return parts;
+}

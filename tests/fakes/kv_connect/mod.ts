@@ -18,6 +18,7 @@ import {
 } from "./_limits.ts";
 import { checkDataPathHeaders, exchangeMetadata, type Identity } from "./_metadata.ts";
 import { listen } from "./_network.ts";
+import { decodeKey } from "./_keys.ts";
 import { createStore } from "./_store.ts";
 import type { Watcher } from "./_watch.ts";
 
@@ -66,6 +67,8 @@ export interface KvConnectStats {
   limitRefusals: number;
   /** Requests answered by {@linkcode KvConnectServer.failNext}. */
   faults: number;
+  /** Atomic writes applied and then not answered, by {@linkcode KvConnectServer.applyThenFail}. */
+  appliedThenFailed: number;
   /** Watch streams opened. */
   watches: number;
   /** Enqueue messages accepted (never delivered: KV Connect has no dequeue). */
@@ -93,6 +96,20 @@ export interface KvConnectServer extends AsyncDisposable {
    * metadata endpoint answer `status` (default 503) with denokv's text.
    */
   failNext(n: number, status?: number, where?: "data" | "metadata"): void;
+  /**
+   * Makes the next `n` atomic writes that commit and that `match` (default:
+   * any) fail after they are applied: answered `503` (`"5xx"`, the default)
+   * or with their stream reset before the answer (`"drop"`, a connection lost
+   * after the commit). The client cannot tell that the write landed, and
+   * Deno's sends the same body again (denokv `remote/lib.rs`, `call_raw`):
+   * a write that checks a key it also sets then fails its check; one that
+   * does not is applied twice.
+   */
+  applyThenFail(
+    n: number,
+    how?: "5xx" | "drop",
+    match?: (keys: Deno.KvKey[]) => boolean,
+  ): void;
   /** Holds every data path request unanswered until {@linkcode release}. */
   hold(): void;
   /** Answers the held requests and stops holding. */
@@ -139,6 +156,7 @@ export function startKvConnectServer(
     refusals: {},
     limitRefusals: 0,
     faults: 0,
+    appliedThenFailed: 0,
     watches: 0,
     enqueues: 0,
     droppedConnections: 0,
@@ -146,6 +164,12 @@ export function startKvConnectServer(
     held: 0,
   };
   const faults = { data: [] as number[], metadata: [] as number[] };
+  const afterApplying: { how: "5xx" | "drop"; match: (keys: Deno.KvKey[]) => boolean }[] = [];
+  /** The fault for a write that committed with `keys`, taken off the list. */
+  const appliedFault = (keys: Uint8Array[]) => {
+    const index = afterApplying.findIndex(({ match }) => match(keys.map(decodeKey)));
+    return index < 0 ? undefined : afterApplying.splice(index, 1)[0].how;
+  };
   const watchers = new Set<Watcher>();
   let holding = false;
   const heldRequests = new Set<() => void>();
@@ -175,12 +199,16 @@ export function startKvConnectServer(
       return response;
     }
     if (route === "atomic_write") {
-      const { response, committed, enqueues } = atomicWrite(context, body);
+      const { response, committed, enqueues, keys } = atomicWrite(context, body);
       stats.atomicWrites++;
       if (committed) stats.commits++;
       else stats.checkFailures++;
       stats.enqueues += enqueues;
-      return response;
+      const fault = committed ? appliedFault(keys) : undefined;
+      if (!fault) return response;
+      stats.appliedThenFailed++;
+      await response.body?.cancel();
+      return fault === "5xx" ? text(503, MESSAGES.tryAgain) : resetStream();
     }
     const { response, watcher } = watch(context, body, (ended) => watchers.delete(ended));
     watchers.add(watcher);
@@ -244,6 +272,9 @@ export function startKvConnectServer(
     failNext(n, status = 503, where = "data") {
       faults[where].push(...Array.from({ length: n }, () => status));
     },
+    applyThenFail(n, how = "5xx", match = () => true) {
+      afterApplying.push(...Array.from({ length: n }, () => ({ how, match })));
+    },
     hold() {
       holding = true;
     },
@@ -254,6 +285,18 @@ export function startKvConnectServer(
     close,
     [Symbol.asyncDispose]: close,
   });
+}
+
+/**
+ * A response whose body fails before anything is sent: `Deno.serve` then
+ * resets the request's HTTP/2 stream, and the client sees a network error.
+ * (Deno prints the reason on standard error: a line, not a stack.)
+ */
+function resetStream(): Response {
+  const body = new ReadableStream({
+    start: (controller) => controller.error("kv_connect fake: dropped after the commit"),
+  });
+  return new Response(body);
 }
 
 function text(status: number, body: string): Response {
