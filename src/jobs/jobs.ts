@@ -106,6 +106,12 @@ export interface MessageRecord extends InboundMessage {
   retried?: RetryOf;
   /** When this record was last saved (Unix ms): a send after it may have reached Twilio. */
   savedAt?: number;
+  /**
+   * A random id of the webhook commit that stored it, so that a commit that
+   * landed but whose answer was lost (and whose copy then failed its check)
+   * knows the record for its own.
+   */
+  acceptId?: string;
   /** When it is forgotten (Unix ms), and its `MessageSid` with it. */
   expiresAt?: number;
   /**
@@ -328,8 +334,12 @@ export function createJobs(kv: Deno.Kv, backend: JobBackend, options: JobsOption
   return {
     backend,
     async submit(message, submitted) {
-      const result = await accept(group, message, submitted);
-      if (!result.ok) return await rejection(kv, message);
+      const acceptId = crypto.randomUUID();
+      const result = await accept(group, { ...message, acceptId }, submitted);
+      if (!result.ok) {
+        const why = await rejection(kv, message, acceptId);
+        if (why !== "landed") return why;
+      }
       start(message.phone);
       return "queued";
     },
@@ -354,8 +364,12 @@ export function createJobs(kv: Deno.Kv, backend: JobBackend, options: JobsOption
 
 type Submit = Jobs["submit"];
 
-/** The commit shared by both backends. */
-function accept(group: GroupCommit, message: InboundMessage, options: Parameters<Submit>[1]) {
+/** The commit shared by both backends; `acceptId` goes into the record. */
+function accept(
+  group: GroupCommit,
+  message: InboundMessage & { acceptId: string },
+  options: Parameters<Submit>[1],
+) {
   const key = messageKey(message.messageSid);
   return group.commit((op) => {
     const accepted = enqueueMessage(
@@ -368,10 +382,18 @@ function accept(group: GroupCommit, message: InboundMessage, options: Parameters
   }, [message.messageSid, message.phone]);
 }
 
-/** Why an accepting commit failed. */
-async function rejection(kv: Deno.Kv, message: InboundMessage) {
-  const seen = await kv.get(messageKey(message.messageSid));
-  return seen.versionstamp === null ? "conflict" : "duplicate";
+/**
+ * Why an accepting commit failed: the number's state changed (`conflict`),
+ * the `MessageSid` was stored before (`duplicate`), or it was stored by this
+ * very commit (`landed`). Over KV Connect a commit can land and its answer
+ * be lost; Deno's client then sends it again, and the copy fails its check
+ * on the record the first one wrote. That record carries this commit's
+ * `acceptId`, and its lane must start like any other.
+ */
+async function rejection(kv: Deno.Kv, message: InboundMessage, acceptId: string) {
+  const seen = await kv.get<MessageRecord>(messageKey(message.messageSid));
+  if (seen.value === null) return "conflict";
+  return seen.value.acceptId === acceptId ? "landed" : "duplicate";
 }
 
 /**

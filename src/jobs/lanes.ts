@@ -9,7 +9,9 @@
  * arrived since it looked), `["leases", phone]` → {@linkcode LeaseValue}.
  *
  * A lease names the worker process that holds it and is never renewed: it
- * lasts as long as that process's heartbeat (`presence.ts`). So a process
+ * lasts as long as that process's heartbeat (`presence.ts`). (Each commit
+ * under it writes it again, unchanged, only so that no commit can apply
+ * twice; see `holdLease`.) So a process
  * pays one write per heartbeat for all its lanes, a slow answer is never
  * taken over while its process lives, and a dead process's lanes are free
  * as soon as it is known to be dead. A lease whose holder died with its lane
@@ -132,46 +134,78 @@ export async function acquireLease(
   if (holder !== undefined && holder !== owner && (await presence.liveness(holder)).alive) {
     return { heldBy: holder };
   }
+  const value: LeaseValue = { owner, takenAt: now() };
   const taken = await commits.commit(
-    (op) => op.check(current).set(leaseKey(phone), { owner, takenAt: now() } satisfies LeaseValue),
-    [
-      phone,
-    ],
+    (op) => op.check(current).set(leaseKey(phone), value),
+    [phone],
   );
-  if (!taken.ok) {
-    const winner = await kv.get<LeaseValue>(leaseKey(phone));
-    return { heldBy: winner.value?.owner ?? "unknown" };
+  if (taken.ok) return holdLease(kv, phone, presence, value, taken.versionstamp, commits);
+  const winner = await kv.get<LeaseValue>(leaseKey(phone));
+  // The commit landed although it was not acknowledged (a KV Connect client
+  // sends it again, and the copy fails its check): the lease is ours.
+  if (sameLease(winner.value, value)) {
+    return holdLease(kv, phone, presence, value, winner.versionstamp!, commits);
   }
-  return holdLease(kv, phone, presence, owner, taken.versionstamp, commits);
+  return { heldBy: winner.value?.owner ?? "unknown" };
 }
+
+/** Whether a lease read back is the one `value` wrote (only its writer writes that pair). */
+const sameLease = (read: LeaseValue | null, value: LeaseValue) =>
+  read?.owner === value.owner && read.takenAt === value.takenAt;
 
 /** Commits one operation at a time, for callers without a group committer. */
 const alone = (kv: Deno.Kv): GroupCommit => ({
   commit: (build) => build(kv.atomic()).commit(),
 });
 
+/**
+ * A lease taken with `value` at `versionstamp`. Every commit under it checks
+ * the lease and writes it again, unchanged, so that each commit changes the
+ * lease's versionstamp: a commit that Deno's KV Connect client sends twice
+ * (the first landed, its answer was lost) then fails its check the second
+ * time instead of applying twice (sums would count twice), and reading the
+ * lease back tells which it was.
+ */
 function holdLease(
   kv: Deno.Kv,
   phone: string,
   presence: Presence,
-  owner: string,
+  value: LeaseValue,
   versionstamp: string,
   commits: GroupCommit,
 ): Lease {
-  const lease = { key: leaseKey(phone), versionstamp };
+  const key = leaseKey(phone);
+  let current = versionstamp;
   let lost = false;
   let chain: Promise<unknown> = Promise.resolve();
-  const stillOurs = async () => (await kv.get(lease.key)).versionstamp === versionstamp;
 
-  /** Commits under the lease, one at a time. */
-  const commitUnder = (build: (op: Deno.AtomicOperation) => Deno.AtomicOperation) => {
-    const run = chain.then(async () => {
-      if (lost) return { ok: false as const };
+  /**
+   * Commits under the lease, one at a time; `releasing` deletes the lease
+   * rather than writing it again.
+   */
+  const commitUnder = (
+    build: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
+    releasing = false,
+  ) => {
+    const run = chain.then(async (): Promise<Deno.KvCommitResult | Deno.KvCommitError> => {
+      if (lost) return { ok: false };
       // Commits of many lanes share one durable write (the lane's phone keeps
       // two of its own apart).
-      const result = await commits.commit((op) => build(op.check(lease)), [phone]);
-      // The check that failed may be the caller's; only ours loses the lease.
-      if (!result.ok && !(await stillOurs())) lost = true;
+      const result = await commits.commit((op) => {
+        const built = build(op.check({ key, versionstamp: current }));
+        return releasing ? built.delete(key) : built.set(key, value);
+      }, [phone]);
+      if (result.ok) {
+        current = result.versionstamp;
+        return result;
+      }
+      const now = await kv.get<LeaseValue>(key);
+      // Unchanged: the check that failed was the caller's, and nothing was written.
+      if (now.versionstamp === current) return result;
+      const landed = releasing ? now.versionstamp === null : sameLease(now.value, value);
+      if (landed && now.versionstamp !== null) current = now.versionstamp;
+      if (landed) return { ok: true, versionstamp: now.versionstamp ?? current };
+      lost = true; // another took it
       return result;
     });
     chain = run.catch(() => {});
@@ -180,13 +214,13 @@ function holdLease(
 
   return {
     phone,
-    held: () => !lost && presence.id() === owner && presence.fresh(),
+    held: () => !lost && presence.id() === value.owner && presence.fresh(),
     commit: async (build = (op) => op) => (await commitUnder(build)).ok,
     async release(emptyLane) {
       const result = await commitUnder((op) => {
         if (emptyLane) op.check(emptyLane).delete(laneKey(phone));
-        return op.delete(lease.key);
-      });
+        return op;
+      }, true);
       if (result.ok) {
         lost = true; // nothing more may be done under it
         return "released";
