@@ -8,6 +8,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { clientAddress, createLockout, tokenChecker } from "./_auth.ts";
 import { readSession } from "./_session.ts";
 import { mountConsole } from "./pages.tsx";
@@ -19,10 +20,13 @@ import {
   retryDeadLetter,
 } from "../jobs/mod.ts";
 import { type Logger, maskPhone } from "../log.ts";
-import { exportSessionsCsvStream, sessionKey } from "../ayd/mod.ts";
+import { exportSessionsCsvStream, importSessionsCsv, sessionKey } from "../ayd/mod.ts";
 import type { UrlHint } from "../webhook/mod.ts";
-import { mountPeopleApi } from "./people_api.ts";
+import { flag, mountPeopleApi } from "./people_api.ts";
 import { deadLetterRows } from "./_data.ts";
+
+/** The largest `ayd_sessions.csv` accepted over HTTP: 100,000 sessions take about 12 MB. */
+export const MAX_SESSIONS_CSV_BYTES = 32 * 1024 * 1024;
 
 /** What the admin API needs. */
 export interface AdminDeps {
@@ -94,6 +98,31 @@ export function createAdminApp(deps: AdminDeps): Hono {
       "cache-control": "no-store",
     });
   });
+
+  // What `deno task import-sessions` does, for a KV no task can reach: Deno
+  // Deploy's, which KV Connect does not serve outside Deploy.
+  admin.post(
+    "/sessions.csv",
+    bodyLimit({
+      maxSize: MAX_SESSIONS_CSV_BYTES,
+      onError: (c) => c.text("Payload Too Large", 413),
+    }),
+    async (c) => {
+      const report = await importSessionsCsv(deps.kv, await c.req.text(), {
+        now: deps.now(),
+        dryRun: flag(c.req.query("dry_run")),
+        skipInvalid: flag(c.req.query("skip_invalid")),
+      });
+      const { invalid, replaced, ...counts } = report;
+      deps.log.info("admin.sessions_imported", {
+        ...counts,
+        invalid: invalid.length,
+        replaced: replaced.length,
+      });
+      const refused = invalid.length > 0 && !counts.written && !flag(c.req.query("dry_run"));
+      return c.json(report, refused ? 422 : 200);
+    },
+  );
 
   admin.delete("/sessions/:phone", async (c) => {
     const phone = normalizePhone(c.req.param("phone"));

@@ -123,5 +123,6 @@ function shown(p: Person & { phone: string }) {
   };
 }
 
-const flag = (value: string | undefined) =>
+/** A query flag: present with no value, or 1, true or yes. */
+export const flag = (value: string | undefined) =>
   value !== undefined && ["1", "true", "yes", ""].includes(value.toLowerCase());

@@ -15,7 +15,7 @@ import {
   scheduleSessionsExport,
   writeFileAtomically,
 } from "../../src/ayd/sessions_export.ts";
-import { startTestBridge } from "../_helpers.ts";
+import { logEvents, startTestBridge } from "../_helpers.ts";
 import { runTask } from "../_process.ts";
 
 const HAS_PYTHON = await new Deno.Command("python3", { args: ["--version"], stdout: "null" })
@@ -411,6 +411,62 @@ Deno.test("csv - GET /admin/sessions.csv: 404 without ADMIN_TOKEN, 401 without t
   assert.match(ok.headers.get("content-type")!, /^text\/csv/);
   assert.equal(ok.headers.get("cache-control"), "no-store");
   assert.equal(await ok.text(), await exportSessionsCsv(t.kv, { now: Date.now() }));
+});
+
+Deno.test("csv - POST /admin/sessions.csv imports as the task does: a dry run, a bad row refused with 422 and nothing written, --skip-invalid's good rows, twice changes nothing", async () => {
+  const token = "admin-token-for-csv-0123456789";
+  await using t = await startTestBridge({ env: { ADMIN_TOKEN: token } });
+  const post = (body: BodyInit, query = "", bearer = token) =>
+    fetch(`${t.url}/admin/sessions.csv${query}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "text/csv" },
+      body,
+    });
+  const file = brokenOnRow3();
+  const sessions = async () => (await Array.fromAsync(t.kv.list({ prefix: ["sessions"] }))).length;
+
+  const anonymous = await post(file, "", "not-the-token-0123456789");
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+
+  const dry = await post(file, "?dry_run");
+  assert.equal(dry.status, 200);
+  const dryReport = await dry.json();
+  assert.deepEqual(
+    [dryReport.imported, dryReport.invalid, dryReport.written],
+    [3, [{
+      line: 5,
+      reason: "a quoted field starts on this line and its closing quote is missing",
+    }], false],
+  );
+  assert.equal(await sessions(), 0, "a dry run writes nothing");
+
+  const refused = await post(file);
+  assert.equal(refused.status, 422);
+  assert.equal((await refused.json()).written, false);
+  assert.equal(await sessions(), 0, "a bad row stops the whole file");
+
+  const skipped = await post(file, "?skip_invalid");
+  assert.equal(skipped.status, 200);
+  const report = await skipped.json();
+  assert.deepEqual([report.imported, report.invalid.length, report.written], [3, 1, true]);
+  assert.equal(await sessions(), 3);
+  assert.equal(
+    (await t.kv.get<AydSession>(sessionKey("+15552222222"))).value?.token,
+    "tok-2\r\nwith a line break",
+  );
+
+  const again = await (await post(file, "?skip_invalid")).json();
+  assert.deepEqual([again.imported, again.unchanged], [0, 3]);
+  assert.deepEqual(
+    logEvents(t.logs, "admin.sessions_imported").map((e) => [e.imported, e.invalid, e.written]),
+    [[3, 1, false], [3, 1, false], [3, 1, true], [0, 1, true]],
+  );
+  assert.ok(!t.logs.some((line) => line.includes("tok-")), "the tokens never reach the logs");
+
+  const tooBig = await post(new Uint8Array(32 * 1024 * 1024 + 1));
+  assert.equal(tooBig.status, 413);
+  await tooBig.body?.cancel();
 });
 
 /** A task as `deno task` runs it, in `dir` (the project folder), on the KV file `kvPath`. */
