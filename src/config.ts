@@ -208,14 +208,11 @@ const VARIABLES = {
   },
   DENO_KV_URL: {
     schema: v.optional(httpUrl),
-    hint:
-      "the KV Connect URL of a remote database, e.g. https://api.deno.com/databases/<id>/connect " +
-      "(Deno Deploy) or http://denokv-host:4512 (a denokv server)",
+    hint: "the KV Connect URL of a remote database, e.g. http://denokv-host:4512 (a denokv server)",
   },
   DENO_KV_ACCESS_TOKEN: {
     schema: v.optional(v.pipe(v.string(), v.regex(/^\S+$/))),
-    hint: "the access token for DENO_KV_URL: a Deno Deploy personal access token, " +
-      "or the --access-token a denokv server was started with",
+    hint: "the access token for DENO_KV_URL: the --access-token a denokv server was started with",
   },
   LOG_LEVEL: {
     schema: v.pipe(
@@ -552,7 +549,7 @@ export function formatConfigProblems(problems: string[]): string {
 /**
  * Values nobody means: `.env.example`'s `xxxx…` credentials (with or
  * without an `AC`), its `your-domain.com`, and `<…>` blanks copied from
- * the docs (`https://api.deno.com/databases/<database-id>/connect`).
+ * the docs (`http://<host>:4512`).
  *
  * @example
  * ```ts

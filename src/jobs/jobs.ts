@@ -274,7 +274,7 @@ export const expiresAtOf = (record: MessageRecord): number =>
  * @example
  * ```ts
  * chooseBackend({ DENO_DEPLOY: "1" }); // "outbox"
- * chooseBackend({ DENO_KV_URL: "https://api.deno.com/databases/…/connect" }); // "outbox"
+ * chooseBackend({ DENO_KV_URL: "http://denokv-host:4512" }); // "outbox"
  * ```
  */
 export function chooseBackend(env: Record<string, string | undefined>): JobBackend {

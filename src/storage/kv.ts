@@ -78,8 +78,8 @@ export function kvOpenError(location: string | undefined, error: unknown): strin
   const reason = String((error as Error)?.message ?? error).replace(/\?[^\s'"]*/g, "");
   if (isRemote(location)) {
     const fix = /status 40[13]/.test(reason)
-      ? "The server refused the access token: check DENO_KV_ACCESS_TOKEN (a Deno Deploy " +
-        "personal access token, or the --access-token of the denokv server)."
+      ? "The server refused the access token: check DENO_KV_ACCESS_TOKEN (the --access-token " +
+        "the denokv server was started with)."
       : "Check DENO_KV_URL (is the server up and reachable from here?) and DENO_KV_ACCESS_TOKEN.";
     return `Cannot open the KV Connect database at ${
       describeKvLocation(location)
