@@ -25,7 +25,7 @@ import {
 
 const USER = "whatsapp:+15551234567";
 /** Far longer than posting a few webhooks takes, short enough for a test to wait out. */
-const WINDOW = "2000";
+const WINDOW = "1000";
 const OGG = new TextEncoder().encode("OggS\0\u0002 opus voice note ".repeat(40));
 
 /** The webhook form of a WhatsApp voice note (no text, one `audio/ogg` medium). */
