@@ -199,12 +199,12 @@ function holdLease(
         current = result.versionstamp;
         return result;
       }
-      const now = await kv.get<LeaseValue>(key);
+      const read = await kv.get<LeaseValue>(key);
       // Unchanged: the check that failed was the caller's, and nothing was written.
-      if (now.versionstamp === current) return result;
-      const landed = releasing ? now.versionstamp === null : sameLease(now.value, value);
-      if (landed && now.versionstamp !== null) current = now.versionstamp;
-      if (landed) return { ok: true, versionstamp: now.versionstamp ?? current };
+      if (read.versionstamp === current) return result;
+      const landed = releasing ? read.versionstamp === null : sameLease(read.value, value);
+      if (landed && read.versionstamp !== null) current = read.versionstamp;
+      if (landed) return { ok: true, versionstamp: read.versionstamp ?? current };
       lost = true; // another took it
       return result;
     });
