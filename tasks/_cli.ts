@@ -9,6 +9,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeKvLocation, isRemote, kvOpenError, openKv } from "../src/storage/mod.ts";
 
 /**
@@ -21,6 +22,55 @@ import { describeKvLocation, isRemote, kvOpenError, openKv } from "../src/storag
  */
 export function wantsHelp(args: readonly string[]): boolean {
   return args.some((arg) => arg === "--help" || arg === "-h");
+}
+
+/**
+ * The task's arguments, parsed with `node:util`'s `parseArgs`: `--help` or
+ * `-h` prints `usage` and ends the task with 0, an unknown or malformed
+ * option prints why and `usage` on standard error and ends it with 2.
+ *
+ * @example
+ * ```ts
+ * const { values } = taskArgs(USAGE, { options: { force: { type: "boolean" } } });
+ * ```
+ */
+export function taskArgs<T extends ParseArgsConfig>(usage: string, config: T) {
+  if (wantsHelp(Deno.args)) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  try {
+    return parseArgs({ args: Deno.args, ...config });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    Deno.exit(2);
+  }
+}
+
+/**
+ * Where an export goes: `-` (standard output) as it is, else `out` resolved
+ * as the operator typed it ({@linkcode userPath}). A file already there ends
+ * the task with 1 and `refusal(path)` unless `force`: it may be a file
+ * someone keeps.
+ *
+ * @example
+ * ```ts
+ * const out = await exportTarget(values.out, values.force, env, (path) => `${path} exists`);
+ * ```
+ */
+export async function exportTarget(
+  out: string,
+  force: boolean | undefined,
+  env: Record<string, string | undefined>,
+  refusal: (path: string) => string,
+): Promise<string> {
+  if (out === "-") return out;
+  const path = userPath(out, env);
+  if (!force && await Deno.lstat(path).then(() => true, () => false)) {
+    console.error(refusal(path));
+    Deno.exit(1);
+  }
+  return path;
 }
 
 /**

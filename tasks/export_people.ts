@@ -8,39 +8,23 @@
  * found as the service finds it (see export_sessions.ts), and named on
  * standard error.
  */
-import { parseArgs } from "node:util";
 import { resolveKvLocation } from "../src/storage/mod.ts";
 import { writeFileAtomically } from "../src/ayd/mod.ts";
 import { exportPeopleCsv } from "../src/people/mod.ts";
-import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
+import { exportTarget, openTaskKv, taskArgs } from "./_cli.ts";
 
 const USAGE = `Usage: deno task export-people [--out PATH|-] [--force]
   Writes the people directory as people.csv (names, emails, properties: readable by the owner only).
   --out PATH   where to write (default: people.csv); - for standard output
   --force      replace PATH if it exists (without it an existing file is left alone)`;
 
-if (wantsHelp(Deno.args)) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const { values } = (() => {
-  try {
-    return parseArgs({
-      options: { out: { type: "string", default: "people.csv" }, force: { type: "boolean" } },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-})();
+const { values } = taskArgs(USAGE, {
+  options: { out: { type: "string", default: "people.csv" }, force: { type: "boolean" } },
+});
 
 const env = Deno.env.toObject();
-const toStdout = values.out === "-";
-const out = toStdout ? "-" : userPath(values.out, env);
-if (!toStdout && !values.force && await Deno.lstat(out).then(() => true, () => false)) {
-  console.error(refusal(out));
-  Deno.exit(1);
-}
+const out = await exportTarget(values.out, values.force, env, refusal);
+const toStdout = out === "-";
 const kv = await openTaskKv(resolveKvLocation(env), env);
 try {
   const csv = await exportPeopleCsv(kv);

@@ -6,41 +6,25 @@
  * own sessions.
  *
  * KV is found as the service finds it (`.env` and the environment):
- * DENO_KV_URL (with DENO_KV_ACCESS_TOKEN, e.g. a Deno Deploy database),
+ * DENO_KV_URL (with DENO_KV_ACCESS_TOKEN: a denokv server),
  * else DENO_KV_PATH, else data/bridge.kv.
  */
-import { parseArgs } from "node:util";
 import { resolveKvLocation } from "../src/storage/mod.ts";
 import { exportSessionsCsv, writeFileAtomically } from "../src/ayd/mod.ts";
-import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
+import { exportTarget, openTaskKv, taskArgs } from "./_cli.ts";
 
 const USAGE = `Usage: deno task export-sessions [--out PATH|-] [--force]
   Writes every live AYD session in KV as ayd_sessions.csv, the Flask app's format.
   --out PATH   where to write (default: ayd_sessions.csv); - for standard output
   --force      replace PATH if it exists (without it an existing file is left alone)`;
 
-if (wantsHelp(Deno.args)) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const { values } = (() => {
-  try {
-    return parseArgs({
-      options: { out: { type: "string", default: "ayd_sessions.csv" }, force: { type: "boolean" } },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-})();
+const { values } = taskArgs(USAGE, {
+  options: { out: { type: "string", default: "ayd_sessions.csv" }, force: { type: "boolean" } },
+});
 
 const env = Deno.env.toObject();
-const toStdout = values.out === "-";
-const out = toStdout ? "-" : userPath(values.out, env);
-if (!toStdout && !values.force && await Deno.lstat(out).then(() => true, () => false)) {
-  console.error(refusal(out));
-  Deno.exit(1);
-}
+const out = await exportTarget(values.out, values.force, env, refusal);
+const toStdout = out === "-";
 
 const location = resolveKvLocation(env);
 const kv = await openTaskKv(location, env);

@@ -8,10 +8,9 @@
  * the change from its next message on. KV is found as the service finds it
  * (see export_sessions.ts), and named on standard error.
  */
-import { parseArgs } from "node:util";
 import { resolveKvLocation } from "../src/storage/mod.ts";
 import { importPeopleCsv } from "../src/people/mod.ts";
-import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
+import { openTaskKv, taskArgs, userPath } from "./_cli.ts";
 
 const USAGE = `Usage: deno task import-people [--replace] [--dry-run] PATH
   Reads a people.csv (header phone_number,name,email,properties) into the people directory:
@@ -19,21 +18,10 @@ const USAGE = `Usage: deno task import-people [--replace] [--dry-run] PATH
   --dry-run   say what would change; write nothing
   --replace   also remove the people the file does not list (only when every row is valid)`;
 
-if (wantsHelp(Deno.args)) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({
-      options: { replace: { type: "boolean" }, "dry-run": { type: "boolean" } },
-      allowPositionals: true,
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-})();
+const { values, positionals } = taskArgs(USAGE, {
+  options: { replace: { type: "boolean" }, "dry-run": { type: "boolean" } },
+  allowPositionals: true,
+});
 if (positionals.length !== 1) {
   console.error(USAGE);
   Deno.exit(2);

@@ -7,31 +7,19 @@
  * changes nothing. KV is found as the service finds it (see
  * export_sessions.ts).
  */
-import { parseArgs } from "node:util";
 import { resolveKvLocation } from "../src/storage/mod.ts";
 import { type ImportReport, importSessionsCsv } from "../src/ayd/mod.ts";
-import { openTaskKv, userPath, wantsHelp } from "./_cli.ts";
+import { openTaskKv, taskArgs, userPath } from "./_cli.ts";
 
 const USAGE = `Usage: deno task import-sessions [--dry-run] [--skip-invalid] PATH
   Reads the Flask app's ayd_sessions.csv into KV: each user keeps their AYD conversation.
   --dry-run       check the file against KV and say what would change; write nothing
   --skip-invalid  import the good rows even when some are bad (the exit code is still 1)`;
 
-if (wantsHelp(Deno.args)) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({
-      options: { "dry-run": { type: "boolean" }, "skip-invalid": { type: "boolean" } },
-      allowPositionals: true,
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-})();
+const { values, positionals } = taskArgs(USAGE, {
+  options: { "dry-run": { type: "boolean" }, "skip-invalid": { type: "boolean" } },
+  allowPositionals: true,
+});
 if (positionals.length !== 1) {
   console.error(USAGE);
   Deno.exit(2);

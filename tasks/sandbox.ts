@@ -10,11 +10,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { formatConfigProblems } from "../src/config.ts";
 import { stdoutLines } from "../src/log.ts";
 import { type Sandbox, SandboxConfigError, startSandbox } from "../src/sandbox/mod.ts";
-import { wantsHelp } from "./_cli.ts";
+import { taskArgs } from "./_cli.ts";
 
 const USAGE =
   `Usage: deno task sandbox [--real-ayd] [--real-transcriber] [--port 8000] [--host 127.0.0.1]
@@ -23,25 +22,14 @@ const USAGE =
   --real-transcriber  transcribe voice notes with your TRANSCRIBE_* service instead of the demo
   --port, --host      where to listen (default 127.0.0.1:8000; the page has no login, keep it local)`;
 
-if (wantsHelp(Deno.args)) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const { values } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        "real-ayd": { type: "boolean", default: false },
-        "real-transcriber": { type: "boolean", default: false },
-        port: { type: "string", default: "8000" },
-        host: { type: "string", default: "127.0.0.1" },
-      },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
-})();
+const { values } = taskArgs(USAGE, {
+  options: {
+    "real-ayd": { type: "boolean", default: false },
+    "real-transcriber": { type: "boolean", default: false },
+    port: { type: "string", default: "8000" },
+    host: { type: "string", default: "127.0.0.1" },
+  },
+});
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   console.error(`--port must be a number from 0 to 65535\n${USAGE}`);
