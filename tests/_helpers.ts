@@ -90,6 +90,32 @@ export function whatsAppParams(overrides: Record<string, string> = {}): Record<s
   };
 }
 
+/** A few bytes that start like WhatsApp's voice notes (Ogg with Opus). */
+export const OGG_VOICE_NOTE = new TextEncoder().encode("OggS\0\u0002 opus voice note ".repeat(40));
+
+/**
+ * The webhook fields of a WhatsApp voice note: no text, one `audio/ogg`
+ * medium at `mediaUrl` (fake Twilio's `addMedia`), and `overrides`.
+ *
+ * @example
+ * ```ts
+ * await t.sendWhatsApp(voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")));
+ * ```
+ */
+export function voiceNoteParams(
+  mediaUrl: string,
+  overrides: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    Body: "",
+    NumMedia: "1",
+    MediaUrl0: mediaUrl,
+    MediaContentType0: "audio/ogg",
+    MessageType: "audio",
+    ...overrides,
+  };
+}
+
 /** Signs like Twilio: HMAC-SHA1 over the URL and every sorted parameter. */
 export function sign(params: Record<string, string>, url = WEBHOOK_URL, token = AUTH_TOKEN) {
   return twilio.getExpectedTwilioSignature(token, url, params);

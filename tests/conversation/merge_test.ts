@@ -16,26 +16,18 @@ import {
   conversationsOpened,
   logEvents,
   newMessageSid,
+  OGG_VOICE_NOTE,
   startTestBridge,
   type TestBridge,
   testEveryBackend,
   testEverySetting,
+  voiceNoteParams,
   waitFor,
 } from "../_helpers.ts";
 
 const USER = "whatsapp:+15551234567";
 /** Far longer than posting a few webhooks takes, short enough for a test to wait out. */
 const WINDOW = "1000";
-const OGG = new TextEncoder().encode("OggS\0\u0002 opus voice note ".repeat(40));
-
-/** The webhook form of a WhatsApp voice note (no text, one `audio/ogg` medium). */
-const voiceNote = (url: string) => ({
-  Body: "",
-  NumMedia: "1",
-  MediaUrl0: url,
-  MediaContentType0: "audio/ogg",
-  MessageType: "audio",
-});
 
 /** Posts each text as its own message, one after the other; their sids. */
 async function sendPieces(t: TestBridge, ...bodies: string[]): Promise<string[]> {
@@ -57,7 +49,7 @@ testEveryBackend(
   "merge window - without TRANSCRIBE_URL a voice note never joins: it gets the text-only reply, and the text after it is asked alone",
   async (backend) => {
     await using t = await startTestBridge({ backend, env: { MERGE_WINDOW_MS: WINDOW } });
-    await t.sendWhatsApp(voiceNote(t.twilio.addMedia(OGG, "audio/ogg")));
+    await t.sendWhatsApp(voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")));
     await sendPieces(t, "by region");
     const replies = await t.twilio.waitForMessages(USER, 2);
     assert.deepEqual(replies.map((r) => r.body), [REPLIES.notText, "Answer to: by region"]);
@@ -74,7 +66,7 @@ testEveryBackend(
     const [text] = await sendPieces(t, "sales");
     const voiceSid = newMessageSid();
     await t.sendWhatsApp({
-      ...voiceNote(t.twilio.addMedia(OGG, "audio/ogg")),
+      ...voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")),
       MessageSid: voiceSid,
     });
     const replies = await t.twilio.waitForMessages(USER, 2);
@@ -92,7 +84,7 @@ testEverySetting(
   "merge window - without TRANSCRIBE_URL a lone voice note gets the text-only reply, and AYD is not contacted for it",
   async (backend, mode) => {
     await using t = await startTestBridge({ backend, mode, env: { MERGE_WINDOW_MS: WINDOW } });
-    await t.sendWhatsApp(voiceNote(t.twilio.addMedia(OGG, "audio/ogg")));
+    await t.sendWhatsApp(voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")));
     const [reply] = await t.twilio.waitForMessages(USER, 1);
     assert.equal(reply.body, REPLIES.notText);
     assert.equal(t.ayd.asks.length, 0);
@@ -277,7 +269,7 @@ testEverySetting(
     await waitFor(() => t.twilio.typing.some((x) => x.messageId === head), "typing for the first");
     const voiceSid = newMessageSid();
     await t.sendWhatsApp({
-      ...voiceNote(t.twilio.addMedia(OGG, "audio/ogg")),
+      ...voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")),
       MessageSid: voiceSid,
     });
     await sendPieces(t, "only Europe");
@@ -322,7 +314,7 @@ testEveryBackend(
     stt.failNext({ status: 400 }, { status: 400 });
     const [head] = await sendPieces(t, "sales last month");
     await waitFor(() => t.twilio.typing.some((x) => x.messageId === head), "typing for the first");
-    await t.sendWhatsApp(voiceNote(t.twilio.addMedia(OGG, "audio/ogg")));
+    await t.sendWhatsApp(voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")));
     await sendPieces(t, "only Europe");
     const replies = await t.twilio.waitForMessages(USER, 3);
     assert.deepEqual(replies.map((r) => r.body), [
@@ -346,7 +338,7 @@ testEverySetting(
     });
     const voiceSid = newMessageSid();
     await t.sendWhatsApp({
-      ...voiceNote(t.twilio.addMedia(OGG, "audio/ogg")),
+      ...voiceNoteParams(t.twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg")),
       MessageSid: voiceSid,
     });
     // Heard at once, not once the window has passed: the piece below is

@@ -18,31 +18,22 @@ import {
   AUTH_TOKEN,
   logEvents,
   newMessageSid,
+  OGG_VOICE_NOTE,
   startTestBridge,
   type TestBackend,
   type TestBridge,
   testEveryBackend,
   testEverySetting,
+  voiceNoteParams,
   waitFor,
 } from "../_helpers.ts";
 import { freePort } from "../_process.ts";
 import type { AydMode } from "../../src/config.ts";
 
 const USER = "whatsapp:+15551234567";
-const OGG = new TextEncoder().encode("OggS\0\u0002 opus voice note ".repeat(40));
 const STT_KEY = "stt-test-key-4f2a9c";
 /** Words that appear nowhere else, so a log line holding them is a leak. */
 const SPOKEN = "how many zebra-crossing orders shipped late last week?";
-
-/** The webhook form of a WhatsApp voice note (no text, one `audio/ogg` medium). */
-const voiceNote = (url: string, sid = newMessageSid()) => ({
-  Body: "",
-  NumMedia: "1",
-  MediaUrl0: url,
-  MediaContentType0: "audio/ogg",
-  MessageType: "audio",
-  MessageSid: sid,
-});
 
 /** A bridge whose `TRANSCRIBE_URL` is a fake speech-to-text server. */
 async function withStt(
@@ -59,10 +50,10 @@ async function withStt(
 }
 
 /** Sends a voice note served by fake Twilio; its sid and media URL. */
-async function sendVoiceNote(t: TestBridge, bytes = OGG) {
+async function sendVoiceNote(t: TestBridge, bytes = OGG_VOICE_NOTE) {
   const sid = newMessageSid();
   const url = t.twilio.addMedia(bytes, "audio/ogg");
-  const response = await t.sendWhatsApp(voiceNote(url, sid));
+  const response = await t.sendWhatsApp(voiceNoteParams(url, { MessageSid: sid }));
   assert.equal(response.status, 200);
   await response.body?.cancel();
   return { sid, url };
@@ -107,7 +98,7 @@ testEverySetting(
       // Transcribed once, the bytes as Twilio served them, with the service's own key only.
       assert.equal(stt.attempts, 1);
       const [heard] = stt.requests;
-      assert.deepEqual(heard.bytes, OGG);
+      assert.deepEqual(heard.bytes, OGG_VOICE_NOTE);
       assert.equal(heard.filename, "voice.ogg");
       assert.equal(heard.model, "whisper-1");
       assert.equal(heard.authorization, `Bearer ${STT_KEY}`);
@@ -185,7 +176,7 @@ Deno.test(
         const url = `http://127.0.0.1:${foreign.addr.port}/2010-04-01/Accounts/${ACCOUNT_SID}` +
           "/Messages/MM1/Media/ME1?Signature=forged-signature-77";
         const sid = newMessageSid();
-        await t.sendWhatsApp(voiceNote(url, sid));
+        await t.sendWhatsApp(voiceNoteParams(url, { MessageSid: sid }));
         const [reply] = await t.twilio.waitForMessages(USER, 1);
         assert.equal(reply.body, REPLIES.voiceUnclear);
         const record = await finished(t, sid);

@@ -14,19 +14,20 @@ import {
   AUTH_TOKEN,
   CHAT_ID,
   newMessageSid,
+  OGG_VOICE_NOTE,
   postForm,
   sign,
   type TestBackend,
   testEnv,
   testEveryBackend,
   testKv,
+  voiceNoteParams,
   waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
 import { freePort, startMain } from "../_process.ts";
 
 const USER = "whatsapp:+15551234567";
-const OGG = new TextEncoder().encode("OggS\0\u0002 opus voice note ".repeat(40));
 /** Words that appear nowhere else, so a log line holding them is a leak. */
 const SPOKEN = "how many zebra-crossing orders shipped late last week?";
 
@@ -80,15 +81,6 @@ async function withServices(
   }
 }
 
-/** The webhook form of a WhatsApp voice note (no text, one `audio/ogg` medium). */
-const voiceNote = (url: string) => ({
-  Body: "",
-  NumMedia: "1",
-  MediaUrl0: url,
-  MediaContentType0: "audio/ogg",
-  MessageType: "audio",
-});
-
 /** Where the echo of the saved transcript was when the process died. */
 const ECHO_AT_KILL = [
   {
@@ -112,12 +104,12 @@ for (const echo of ECHO_AT_KILL) {
       await withServices(backend, {}, async ({ ayd, twilio, stt, env, send, records }) => {
         // The echo is the first message sent, right after the transcript is saved.
         echo.hold(twilio);
-        const media = twilio.addMedia(OGG, "audio/ogg");
+        const media = twilio.addMedia(OGG_VOICE_NOTE, "audio/ogg");
         let sid: string;
         let before: string;
         {
           await using main = await startMain(env);
-          sid = await send(main.url, voiceNote(media));
+          sid = await send(main.url, voiceNoteParams(media));
           await waitFor(() => echo.reached(twilio), "the echo's send");
           main.kill("SIGKILL");
           assert.notEqual(await main.exited, 0);
