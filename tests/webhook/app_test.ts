@@ -153,6 +153,21 @@ Deno.test("webhook - an unsigned flood of malformed bodies never reaches the que
   assert.equal(await storedMessages(t.kv), 0);
 });
 
+/** The webhook app reading through `reads` (a wrapped KV) while its jobs use `kv`, on `now`. */
+function healthApp(reads: Deno.Kv, kv: Deno.Kv, now: () => number) {
+  return createApp({
+    kv: reads,
+    jobs: createJobs(kv, "outbox"),
+    log: silentLogger,
+    twilioAccountSid: ACCOUNT_SID,
+    twilioAuthToken: AUTH_TOKEN,
+    twilioWebhookUrl: WEBHOOK_URL,
+    statusCallbackUrl: "https://bridge.example.com/twilio/status",
+    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
+    now,
+  });
+}
+
 Deno.test("health - polls within a few seconds share one count of the queue", async () => {
   using kv = await Deno.openKv(":memory:");
   let lists = 0;
@@ -164,17 +179,7 @@ Deno.test("health - polls within a few seconds share one count of the queue", as
     },
   });
   let clock = 1_000_000;
-  const app = createApp({
-    kv: counting,
-    jobs: createJobs(kv, "outbox"),
-    log: silentLogger,
-    twilioAccountSid: ACCOUNT_SID,
-    twilioAuthToken: AUTH_TOKEN,
-    twilioWebhookUrl: WEBHOOK_URL,
-    statusCallbackUrl: "https://bridge.example.com/twilio/status",
-    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
-    now: () => clock,
-  });
+  const app = healthApp(counting, kv, () => clock);
   for (let i = 0; i < 20; i++) {
     assert.equal((await app.request("/health")).status, 200);
     clock += 100;
@@ -205,17 +210,7 @@ Deno.test("health - a count KV does not answer is not waited for: the last count
     },
   });
   let clock = 1_000_000;
-  const app = createApp({
-    kv: stalling,
-    jobs: createJobs(kv, "outbox"),
-    log: silentLogger,
-    twilioAccountSid: ACCOUNT_SID,
-    twilioAuthToken: AUTH_TOKEN,
-    twilioWebhookUrl: WEBHOOK_URL,
-    statusCallbackUrl: "https://bridge.example.com/twilio/status",
-    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
-    now: () => clock,
-  });
+  const app = healthApp(stalling, kv, () => clock);
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const health = async () => {
     const response = await fetch(`http://127.0.0.1:${server.addr.port}/health`, {
