@@ -10,7 +10,7 @@ import { formatConfigProblems, isUnconfigured, loadConfig } from "./src/config.t
 import { kvOpenError, openKv } from "./src/storage/mod.ts";
 import { createLogger, stdoutLines } from "./src/log.ts";
 import { scheduleSessionsExport } from "./src/ayd/mod.ts";
-import { loadTelemetry } from "./src/telemetry/mod.ts";
+import { exitAfterStop, loadTelemetry } from "./src/telemetry/mod.ts";
 
 const env = Deno.env.toObject();
 if (Deno.args.includes("--dev") && isUnconfigured(env)) {
@@ -56,16 +56,18 @@ bridge = startBridge(config, { kv: opened.kv, log, telemetry });
 if (Deno.stderr.isTerminal()) console.error(startupGuide(config, bridge.url));
 
 let stopping = false;
+const stop = async (signal: "SIGINT" | "SIGTERM") => {
+  if (stopping) return;
+  stopping = true;
+  log.info("service.stopping", { signal });
+  await exportSessions?.();
+  const closing = bridge;
+  bridge = undefined;
+  await closing?.close();
+  await stdoutLines.flush();
+  exitAfterStop(signal, listeners, telemetry);
+};
+const listeners = { SIGINT: () => stop("SIGINT"), SIGTERM: () => stop("SIGTERM") };
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    log.info("service.stopping", { signal });
-    await exportSessions?.();
-    const closing = bridge;
-    bridge = undefined;
-    await closing?.close();
-    await stdoutLines.flush();
-    Deno.exit(0);
-  });
+  Deno.addSignalListener(signal, listeners[signal]);
 }

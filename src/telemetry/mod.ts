@@ -84,3 +84,40 @@ export async function loadTelemetry(env: Record<string, string | undefined>): Pr
   const { openTelemetry } = await import("./_otel.ts");
   return openTelemetry();
 }
+
+/**
+ * Ends the process once the stop that `signal` asked for is complete: with
+ * `Deno.exit(0)`, or, with telemetry on, by raising `signal` again.
+ *
+ * With OpenTelemetry on, `Deno.exit` can hang for good (Deno 2.9.6). Its exit
+ * hooks shut the metric reader down from this thread and wait; a reader that
+ * had just begun a periodic export waits in turn for this thread to report
+ * V8's heap figures, which it never does once blocked. With `listeners`
+ * removed, the raised signal goes to Deno's own handler instead, which runs
+ * the same hooks on its signal thread while this one, kept awake by a timer,
+ * goes on answering the reader. Every span and metric is exported, and the
+ * process ends by the signal: status 143 for SIGTERM, 130 for SIGINT.
+ *
+ * @example
+ * ```ts
+ * const listeners = {
+ *   SIGTERM: async () => {
+ *     await bridge.close();
+ *     exitAfterStop("SIGTERM", listeners, telemetry);
+ *   },
+ * };
+ * Deno.addSignalListener("SIGTERM", listeners.SIGTERM);
+ * ```
+ */
+export function exitAfterStop(
+  signal: "SIGINT" | "SIGTERM",
+  listeners: Partial<Record<Deno.Signal, () => void>>,
+  telemetry: Pick<Telemetry, "enabled">,
+): void {
+  if (!telemetry.enabled) Deno.exit(0);
+  setInterval(() => {}, 60_000);
+  for (const [each, listener] of Object.entries(listeners)) {
+    Deno.removeSignalListener(each as Deno.Signal, listener);
+  }
+  Deno.kill(Deno.pid, signal);
+}

@@ -21,7 +21,7 @@ import {
   waitFor,
   whatsAppParams,
 } from "../_helpers.ts";
-import { freePort, startMain } from "../_process.ts";
+import { freePort, type MainProcess, startMain } from "../_process.ts";
 import { loadTelemetry, noTelemetry } from "../../src/telemetry/mod.ts";
 
 const USER = "whatsapp:+15551234567";
@@ -81,6 +81,15 @@ async function withServices(
   }
 }
 
+/**
+ * Sends SIGTERM and checks that `main` stopped cleanly. With telemetry on, it
+ * ends by raising that signal again once stopped (see `exitAfterStop`).
+ */
+async function stopCleanly(main: MainProcess) {
+  assert.deepEqual(await main.stop("SIGTERM"), { code: 143, signal: "SIGTERM" });
+  assert.match(main.output(), /"event":"service\.stopped"/);
+}
+
 const named = (collector: OtlpCollector, name: string) =>
   collector.spans.filter((span) => span.name === name);
 
@@ -123,8 +132,7 @@ Deno.test("telemetry - a message is one trace, from the webhook's span named by 
     const base = main.url.replace(/\/whatsapp$/, "");
     await (await fetch(`${base}/health`)).body?.cancel();
     await (await fetch(`${base}/no/such/page`)).body?.cancel();
-    main.kill("SIGTERM");
-    assert.equal(await main.exited, 0);
+    await stopCleanly(main);
     const unmatched = () =>
       collector.spans.filter((span) =>
         span.kind === SERVER && span.attributes["url.path"] === "/no/such/page"
@@ -178,8 +186,7 @@ Deno.test("telemetry - the metrics arrive: messages, answers by outcome, delays 
     const forged = await postForm(main.url, whatsAppParams(), { "x-twilio-signature": "forged" });
     await forged.body?.cancel();
     await twilio.waitForMessages(USER, 2);
-    main.kill("SIGTERM");
-    assert.equal(await main.exited, 0);
+    await stopCleanly(main);
 
     // Cumulative sums: the last point of each series is its total.
     const last = (metric: string, attributes: Record<string, unknown> = {}) =>
@@ -209,6 +216,22 @@ Deno.test("telemetry - the metrics arrive: messages, answers by outcome, delays 
   });
 });
 
+Deno.test("telemetry - SIGTERM ends the process with its last metrics sent, even while metrics are exported every 10 ms", async () => {
+  // Deno.exit would wait for a metric export that waits for the blocked JS
+  // thread: with an export every 10 ms nearly every stop hung before
+  // exitAfterStop.
+  await withServices(async ({ twilio, collector, env, send }) => {
+    await using main = await startMain({ ...env, OTEL_METRIC_EXPORT_INTERVAL: "10" });
+    await send(main.url, QUESTION);
+    await twilio.waitForMessages(USER, 1);
+    await stopCleanly(main);
+    await waitFor(
+      () => collector.points.findLast((point) => point.metric === "bridge.answers")?.value === 1,
+      "the answer counted",
+    );
+  });
+});
+
 Deno.test("telemetry - a delivery resumed after a crash continues its message's trace", async () => {
   await withServices(async ({ ayd, twilio, collector, env, send }) => {
     // The first send hangs until the process dies: the answer is saved, not delivered.
@@ -225,8 +248,7 @@ Deno.test("telemetry - a delivery resumed after a crash continues its message's 
     }
     await using again = await startMain(env);
     await twilio.waitForMessages(USER, 1);
-    again.kill("SIGTERM");
-    assert.equal(await again.exited, 0);
+    await stopCleanly(again);
     await waitFor(
       () =>
         named(collector, "message.job").some((span) => span.attributes["job.state"] === "replying"),
@@ -269,8 +291,7 @@ Deno.test("telemetry - a retry and a dead letter are events of the message's job
     await twilio.waitForMessages(USER, 1);
     await send(main.url, "broken");
     await twilio.waitForMessages(USER, 2);
-    main.kill("SIGTERM");
-    assert.equal(await main.exited, 0);
+    await stopCleanly(main);
     await waitFor(() => named(collector, "message.job").length === 3, "three runs of two jobs");
 
     const events = (span: ReceivedSpan) => span.events.map((event) => event.name);
@@ -300,8 +321,7 @@ Deno.test("telemetry - without OTEL_DENO nothing is exported, even at shutdown",
     await using main = await startMain(withoutFlag);
     await send(main.url, QUESTION);
     await twilio.waitForMessages(USER, 1);
-    main.kill("SIGTERM");
-    assert.equal(await main.exited, 0);
+    assert.equal((await main.stop("SIGTERM")).code, 0, "without telemetry Deno.exit(0) is safe");
     // A process with telemetry on flushes its spans and metrics as it exits.
     assert.deepEqual(collector.spans, []);
     assert.deepEqual(collector.points, []);
