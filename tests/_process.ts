@@ -95,6 +95,12 @@ export interface MainProcess extends AsyncDisposable {
   kill(signal: Deno.Signal): void;
   /** Resolves with the exit code once the process ended and its output was read. */
   exited: Promise<number>;
+  /**
+   * Sends `signal` and resolves with how the process ended. A process still
+   * running after `timeoutMs` is killed and the test fails, with its last
+   * output, rather than hanging the suite.
+   */
+  stop(signal: Deno.Signal, timeoutMs?: number): Promise<{ code: number; signal: string | null }>;
 }
 
 /** Starts `main.ts` (or `script`) and waits until it logs `service.started` (an info line). */
@@ -120,7 +126,8 @@ export async function startMain(
     }
   })();
   const errors = new Response(child.stderr).text();
-  const exited = Promise.all([child.status, reading, errors]).then(([status]) => status.code);
+  const ended = Promise.all([child.status, reading, errors]).then(([status]) => status);
+  const exited = ended.then((status) => status.code);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const url = await Promise.race([
     started,
@@ -144,6 +151,23 @@ export async function startMain(
       } catch { /* already gone */ }
     },
     exited,
+    async stop(signal, timeoutMs = 30_000) {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          const tail = output.trimEnd().split("\n").slice(-5).join("\n");
+          reject(
+            new Error(`main.ts still ran ${timeoutMs} ms after ${signal}; it last wrote:\n${tail}`),
+          );
+        }, timeoutMs);
+      });
+      const status = await Promise.race([ended, hung]).finally(() => clearTimeout(timer));
+      return { code: status.code, signal: status.signal };
+    },
     async [Symbol.asyncDispose]() {
       try {
         child.kill("SIGKILL");

@@ -131,8 +131,7 @@ testEverySetting(
       await Promise.all([...senders, crash]);
       await waitFor(() => answers().size === NUMBERS * PER_NUMBER, "every answer", 120_000);
       const drainMs = Math.round(performance.now() - started);
-      main.kill("SIGTERM");
-      assert.equal(await main.exited, 0);
+      assert.equal((await main.stop("SIGTERM")).code, 0);
       const recovered = main.output().split('"event":"ask.recovered"').length - 1;
 
       // Each number got its answers in the order it asked.

@@ -149,8 +149,7 @@ Deno.test({
       const mine = twilio.messages.filter((m) => m.to.startsWith(`whatsapp:+155500${n}`));
       assert.equal(new Set(mine.map((m) => m.body)).size, mine.length, "no reply twice");
       assert.doesNotMatch(main.output(), /panicked/);
-      main.kill("SIGTERM");
-      assert.equal(await main.exited, 0, `${backend}: alive to the end`);
+      assert.equal((await main.stop("SIGTERM")).code, 0, `${backend}: alive to the end`);
     }));
   },
 });

@@ -199,8 +199,7 @@ testEverySetting(
             `duplicates 0, asked again ${reasked}, dead backend skipped ${balancer.skipped} ` +
             `times, last answer ${drainMs} ms after the kill`,
         );
-        b.kill("SIGTERM");
-        assert.equal(await b.exited, 0);
+        assert.equal((await b.stop("SIGTERM")).code, 0);
       } finally {
         await a[Symbol.asyncDispose]();
       }
@@ -273,8 +272,7 @@ testEverySetting(
       ]);
       assert.equal(asksOfQ1, 2, "q1 asked by A, then once by B");
       for (const process of [a, b]) {
-        process.kill("SIGTERM");
-        assert.equal(await process.exited, 0);
+        assert.equal((await process.stop("SIGTERM")).code, 0);
       }
       assert.deepEqual(await leftovers(kv), { queue: 0, lanes: 0, deadLetters: 0 });
       assert.equal(twilio.messages.length, 3, "nothing sent after the checks either");

@@ -120,8 +120,7 @@ Deno.test("startup - main.ts answers a signed webhook end to end and stops on SI
     assert.equal(reply.body, "Answer to: from a real process");
     assert.ok((await Deno.stat(`${dir}/nested/bridge.kv`)).isFile, "the KV file was created");
 
-    main.kill("SIGTERM");
-    assert.equal(await main.exited, 0);
+    assert.equal((await main.stop("SIGTERM")).code, 0);
     assert.match(main.output(), /"event":"service\.stopped"/);
     // SESSIONS_CSV_PATH: exported once more at shutdown.
     const csv = await Deno.readTextFile(`${dir}/ayd_sessions.csv`);

@@ -120,8 +120,7 @@ for (const echo of ECHO_AT_KILL) {
 
         await using again = await startMain(env);
         const replies = await twilio.waitForMessages(USER, 2);
-        again.kill("SIGTERM");
-        assert.equal(await again.exited, 0);
+        assert.equal((await again.stop("SIGTERM")).code, 0);
         assert.deepEqual(replies.map((r) => r.body), [`🎤 _${SPOKEN}_`, `Answer to: ${SPOKEN}`]);
         assert.equal(twilio.messages.length, 2, "the echo once, then the answer");
         assert.equal(stt.requests.length, 1, "the saved transcript was used");
@@ -160,8 +159,7 @@ testEveryBackend(
 
       await using again = await startMain(env);
       const [reply] = await twilio.waitForMessages(USER, 1);
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       const question = bodies.join("\n");
       assert.equal(reply.body, `Answer to: ${question}`);
       assert.deepEqual(ayd.asks.map((a) => a.question), [question]);

@@ -76,8 +76,7 @@ testEverySetting(
         await send(main.url, "slow");
         await send(main.url, "queued behind");
         await waitFor(() => ayd.asks.length === 1, "the slow ask to start");
-        main.kill("SIGTERM");
-        assert.equal(await main.exited, 0);
+        assert.equal((await main.stop("SIGTERM")).code, 0);
         assert.match(main.output(), /"event":"service\.stopped"/);
       }
       assert.deepEqual(twilio.messages.map((m) => m.body), ["slow answer ".repeat(20).trim()]);
@@ -86,8 +85,7 @@ testEverySetting(
       await using again = await startMain(env);
       const replies = await twilio.waitForMessages(USER, 2);
       assert.equal(replies[1].body, "a-queued behind");
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
     });
   },
 );
@@ -116,8 +114,7 @@ testEverySetting(
       assert.equal(replies.length, 4, "no part twice");
       assert.deepEqual(words(replies.map((r) => r.body).join(" ")), words(answer));
       assert.equal(ayd.asks.length, 1, "the answer was saved before the crash");
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
     });
   },
 );
@@ -146,8 +143,7 @@ testEverySetting(
       const replies = await twilio.waitForMessages(USER, 2);
       assert.equal(replies[1].body, REPLIES.cutShort);
       assert.equal(ayd.asks.length, 1, "part 1 is not asked for, or sent, again");
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       assert.equal(twilio.messages.length, 2);
     });
   },
@@ -174,8 +170,7 @@ testEverySetting(
 
       await using again = await startMain(crashEnv);
       const replies = await twilio.waitForMessages(USER, 4);
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       assert.equal(twilio.messages.length, 4, "part 3 once, then part 4");
       assert.deepEqual(words(replies.map((r) => r.body).join(" ")), words(answer));
       assert.ok(twilio.lookups >= 1, "the restarted process asked Twilio first");
@@ -203,8 +198,7 @@ testEverySetting(
       }
       await using again = await startMain(env);
       const replies = await twilio.waitForMessages(USER, 2);
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       assert.equal(replies[1].body, REPLIES.cutShort);
       assert.equal(twilio.messages.length, 2, "part 1 was not sent again");
       assert.equal(ayd.asks.length, 1, "nor asked for again");
@@ -235,8 +229,7 @@ Deno.test(
       const [reply] = await twilio.waitForMessages(USER, 1);
       assert.equal(reply.body, "Twelve orders shipped late, nine of them to Lyon.");
       assert.equal(ayd.asks.length, 1, "asked once: the answer came from the history");
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       assert.match(again.output(), /"event":"ask\.recovered"/);
       assert.equal(twilio.messages.length, 1);
     });
@@ -264,8 +257,7 @@ Deno.test(
       }
       await using again = await startMain(env);
       const replies = await twilio.waitForMessages(USER, expected.length);
-      again.kill("SIGTERM");
-      assert.equal(await again.exited, 0);
+      assert.equal((await again.stop("SIGTERM")).code, 0);
       assert.deepEqual(replies.map((r) => r.body), expected, "every part once, in order");
       assert.equal(twilio.messages.length, expected.length, "no notice, no part twice");
       assert.equal(ayd.asks.length, 1);
