@@ -7,7 +7,7 @@
  * environment given.
  */
 import assert from "node:assert/strict";
-import { runTask } from "./_process.ts";
+import { runTask, V8_FLAGS } from "./_process.ts";
 import { KV_CONNECT_TOKEN, testKv } from "./_helpers.ts";
 
 const CONFIG = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
@@ -68,6 +68,11 @@ Deno.test("tasks - every script in tasks/ is a deno task, and says whether it op
     [...KV_TASKS, ...Object.keys(NO_KV_LINE)].sort(),
     "a new task belongs in RUN (it opens KV) or NO_KV_LINE",
   );
+});
+
+Deno.test("tasks - start and dev give V8 the flags the tests and benchmarks run main.ts with", () => {
+  assert.ok(CONFIG.tasks.start.split(" ").includes(V8_FLAGS), CONFIG.tasks.start);
+  assert.ok(CONFIG.tasks.dev.split(" ").includes(V8_FLAGS), CONFIG.tasks.dev);
 });
 
 Deno.test("tasks - each one reads .env with the same flag as dev and start", () => {
