@@ -153,18 +153,21 @@ Deno.test("webhook - an unsigned flood of malformed bodies never reaches the que
   assert.equal(await storedMessages(t.kv), 0);
 });
 
-/** The webhook app reading through `reads` (a wrapped KV) while its jobs use `kv`, on `now`. */
-function healthApp(reads: Deno.Kv, kv: Deno.Kv, now: () => number) {
+/** The webhook app on `kv`, reading through `reads` (a wrapped KV) when given, on `now`. */
+function healthApp(
+  kv: Deno.Kv,
+  options: { reads?: Deno.Kv; backend?: "kv-queue" | "outbox"; now?: () => number } = {},
+) {
   return createApp({
-    kv: reads,
-    jobs: createJobs(kv, "outbox"),
+    kv: options.reads ?? kv,
+    jobs: createJobs(kv, options.backend ?? "outbox"),
     log: silentLogger,
     twilioAccountSid: ACCOUNT_SID,
     twilioAuthToken: AUTH_TOKEN,
     twilioWebhookUrl: WEBHOOK_URL,
     statusCallbackUrl: "https://bridge.example.com/twilio/status",
     policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
-    now,
+    now: options.now,
   });
 }
 
@@ -179,7 +182,7 @@ Deno.test("health - polls within a few seconds share one count of the queue", as
     },
   });
   let clock = 1_000_000;
-  const app = healthApp(counting, kv, () => clock);
+  const app = healthApp(kv, { reads: counting, now: () => clock });
   for (let i = 0; i < 20; i++) {
     assert.equal((await app.request("/health")).status, 200);
     clock += 100;
@@ -210,7 +213,7 @@ Deno.test("health - a count KV does not answer is not waited for: the last count
     },
   });
   let clock = 1_000_000;
-  const app = healthApp(stalling, kv, () => clock);
+  const app = healthApp(kv, { reads: stalling, now: () => clock });
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const health = async () => {
     const response = await fetch(`http://127.0.0.1:${server.addr.port}/health`, {
@@ -254,16 +257,7 @@ Deno.test("health - 200 when KV answers, 503 when it does not", async () => {
   });
 
   const kv = await Deno.openKv(":memory:");
-  const app = createApp({
-    kv,
-    jobs: createJobs(kv, "kv-queue"),
-    log: silentLogger,
-    twilioAccountSid: ACCOUNT_SID,
-    twilioAuthToken: AUTH_TOKEN,
-    twilioWebhookUrl: WEBHOOK_URL,
-    statusCallbackUrl: "https://bridge.example.com/twilio/status",
-    policy: { allowedNumbers: undefined, perMinute: 10, perDay: 200 },
-  });
+  const app = healthApp(kv, { backend: "kv-queue" });
   kv.close();
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const down = await fetch(`http://127.0.0.1:${server.addr.port}/health`);
