@@ -194,7 +194,7 @@ export function startKvConnectServer(
     }
     // A client killed mid-request (a benchmark's SIGKILL) leaves a body that
     // cannot be read: nobody is there to answer, and it is no server error.
-    const read = await request.arrayBuffer().then((bytes) => bytes, () => undefined);
+    const read = await request.arrayBuffer().catch(() => undefined);
     if (!read) return new Response(null, { status: 400 });
     const body = new Uint8Array(read);
     if (route === "snapshot_read") {
