@@ -120,7 +120,8 @@ const TRANSCRIBE_VARIABLES = [
  */
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const host = options.host ?? "127.0.0.1";
-  const port = options.port === 0 ? freePort(host) : options.port ?? 8000;
+  const reserved = options.port === 0 ? reservePort(host) : undefined;
+  const port = reserved?.port ?? options.port ?? 8000;
   const reachableHost = host === "0.0.0.0" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   const publicUrl = `http://${reachableHost}:${port}`;
   const hub = createChatHub();
@@ -149,8 +150,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       : {}),
   };
   const loaded = loadConfig({ ...env, TWILIO_API_BASE_URL: "http://127.0.0.1" });
-  if (!loaded.ok) throw new SandboxConfigError(loaded.problems);
+  if (!loaded.ok) {
+    reserved?.release();
+    throw new SandboxConfigError(loaded.problems);
+  }
   if (realStt && !loaded.config.transcription) {
+    reserved?.release();
     throw new SandboxConfigError([
       "TRANSCRIBE_URL is missing: set it to the base URL of an OpenAI-compatible transcription " +
       "service, e.g. https://api.openai.com (with TRANSCRIBE_API_KEY).",
@@ -202,8 +207,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   try {
     kv = await openKv(config.kvPath);
     const log = withoutAllowlistWarning(options.log ?? createLogger({ level: config.logLevel }));
+    // Nothing runs between the release and the bridge's listen (startBridge does not wait).
+    reserved?.release();
     bridge = startBridge(config, { kv, log, routes: { "/sandbox": routes } });
   } catch (error) {
+    reserved?.release();
     kv?.close();
     await stopStandIns();
     throw error;
@@ -240,10 +248,19 @@ function withoutAllowlistWarning(log: Logger): Logger {
   };
 }
 
-/** A port free right now; the bridge must know it before it starts (signatures cover the URL). */
-function freePort(hostname: string): number {
+/**
+ * A free port, kept bound until `release`: the bridge must know its port
+ * before it starts (signatures cover the URL), and the stand-ins started in
+ * the meantime listen on port 0, which could otherwise hand them this one.
+ */
+function reservePort(hostname: string): { port: number; release(): void } {
   const listener = Deno.listen({ hostname, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+  let bound = true;
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    release() {
+      if (bound) listener.close();
+      bound = false;
+    },
+  };
 }
